@@ -1,0 +1,5 @@
+import sys
+
+from faxops.cli import main
+
+sys.exit(main())

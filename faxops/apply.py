@@ -1,0 +1,253 @@
+"""Execute a plan: the only caller of providers, recording every step as it happens.
+
+For each provider job the order is fixed, because it is what makes a crash harmless:
+
+1. journal the intent (recipients, attempt, client reference) and wait until it is on disk;
+2. call the provider;
+3. journal its answer (job ID, rejection, or "unknown") as soon as it arrives.
+
+A process killed between 1 and 3 leaves an intent without an answer: the next run reconciles it with
+the provider by its reference (``faxops.reconcile``) instead of sending it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from faxops.campaign import Campaign
+from faxops.domain import Receipt, Recipient, StatusUpdate, Submission
+from faxops.errors import (
+    AuthError,
+    JournalWriteError,
+    OutcomeUnknownError,
+    ProviderError,
+    RejectedError,
+    TransientError,
+)
+from faxops.plan import Plan, PlannedAction
+from faxops.state import StateWriter
+from faxops.state.journal import now_iso, rescue
+from faxops.state.records import Event
+
+#: consecutive provider-unavailable answers after which the run stops instead of hammering it
+_MAX_CONSECUTIVE_TRANSIENT = 5
+
+
+def client_reference(
+    campaign: str, numbers: Sequence[str], document_digests: Sequence[str], attempts: Sequence[int]
+) -> str:
+    """A reference that is the same whenever the same job is tried again after a crash."""
+    digest = hashlib.sha256()
+    for part in (campaign, *numbers, "|", *document_digests, "|", *map(str, attempts)):
+        digest.update(part.encode())
+        digest.update(b"\x00")
+    return f"fx-{campaign[:24]}-{digest.hexdigest()[:20]}"
+
+
+def updates_json(updates: Sequence[StatusUpdate]) -> list[dict[str, object]]:
+    out = []
+    for u in updates:
+        item: dict[str, object] = {"number": u.number, "status": str(u.status)}
+        for key in ("raw", "reason", "retryable", "pages"):
+            value = getattr(u, key)
+            if value is not None:
+                item[key] = value
+        if u.at is not None:
+            item["at"] = u.at.isoformat(timespec="milliseconds")
+        out.append(item)
+    return out
+
+
+def receipt_event(kind: str, reference: str, numbers: Sequence[str], receipt: Receipt) -> Event:
+    return {
+        "t": kind,
+        "ref": reference,
+        "numbers": list(numbers),
+        "job_id": receipt.job_id,
+        "ids": dict(receipt.recipient_ids),
+        "updates": updates_json(receipt.updates),
+        "at": now_iso(),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class JobResult:
+    """What happened to one provider job in this run."""
+
+    numbers: tuple[str, ...]
+    reference: str
+    outcome: str  # accepted | rejected | not_sent | unknown
+    job_id: str | None = None
+    detail: str | None = None
+    delivered: int = 0
+    failed: int = 0
+
+
+@dataclass
+class ApplyReport:
+    """The run's totals, per recipient."""
+
+    submitted: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    delivered: int = 0
+    failed: int = 0
+    errors: list[str] = field(default_factory=list)
+    stopped: str | None = None  # why the run stopped early (auth, interrupt, journal)
+    rescued: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+
+@dataclass
+class ApplyOptions:
+    concurrency: int = 4
+    stop: threading.Event = field(default_factory=threading.Event)
+    on_result: Callable[[JobResult], None] | None = None
+
+
+def batches(campaign: Campaign, actions: Sequence[PlannedAction]) -> Iterator[Submission]:
+    """Group the plan's sends into provider jobs, each with its deterministic reference."""
+    size = campaign.provider.job_size()
+    wanted = campaign.loaded.model.schedule.batch_size
+    if wanted:
+        size = min(size, wanted)
+    digests = [d.sha256 for d in campaign.documents]
+    for start in range(0, len(actions), size):
+        chunk = actions[start : start + size]
+        recipients: list[Recipient] = [a.recipient for a in chunk if a.recipient is not None]
+        numbers = [r.number for r in recipients]
+        attempts = [a.attempt or 1 for a in chunk]
+        yield Submission(
+            reference=client_reference(campaign.name, numbers, digests, attempts),
+            recipients=recipients,
+            documents=campaign.documents,
+            sender=campaign.sender,
+            campaign=campaign.name,
+        )
+
+
+class _Run:
+    def __init__(self, campaign: Campaign, writer: StateWriter, options: ApplyOptions) -> None:
+        self.campaign = campaign
+        self.provider = campaign.provider
+        self.writer = writer
+        self.options = options
+        self.report = ApplyReport()
+        self._lock = threading.Lock()
+        self._consecutive_transient = 0
+
+    def stop(self, why: str) -> None:
+        with self._lock:
+            if self.report.stopped is None:
+                self.report.stopped = why
+        self.options.stop.set()
+
+    def one(self, submission: Submission) -> JobResult:
+        numbers = tuple(r.number for r in submission.recipients)
+        ref = submission.reference
+        if self.options.stop.is_set():
+            return JobResult(numbers, ref, "skipped")
+        try:
+            self.writer.record(
+                {
+                    "t": "intent",
+                    "ref": ref,
+                    "numbers": list(numbers),
+                    "provider": self.provider.name,
+                    "at": now_iso(),
+                }
+            )
+        except JournalWriteError as exc:
+            self.stop(f"the journal cannot be written ({exc.message}); nothing more was sent")
+            return JobResult(numbers, ref, "skipped", detail=exc.message)
+        try:
+            receipt = self.provider.submit(submission)
+        except RejectedError as exc:
+            return self._answer(
+                numbers,
+                ref,
+                "rejected",
+                {"code": exc.code, "message": exc.message, "retryable": exc.retryable},
+                exc.describe(),
+            )
+        except AuthError as exc:
+            self.stop(f"credentials refused: {exc.describe()}")
+            return self._answer(numbers, ref, "not_sent", {"reason": exc.describe()}, exc.describe())
+        except TransientError as exc:
+            with self._lock:
+                self._consecutive_transient += 1
+                too_many = self._consecutive_transient >= _MAX_CONSECUTIVE_TRANSIENT
+            if too_many:
+                self.stop(f"the provider keeps failing: {exc.describe()}")
+            return self._answer(numbers, ref, "not_sent", {"reason": exc.describe()}, exc.describe())
+        except OutcomeUnknownError as exc:
+            return self._answer(numbers, ref, "unknown", {"reason": exc.describe()}, exc.describe())
+        except ProviderError as exc:  # a provider that raised the base class: be safe, not sorry
+            return self._answer(numbers, ref, "unknown", {"reason": exc.describe()}, exc.describe())
+        except Exception as exc:  # a bug in a provider must not lose the intent's meaning
+            detail = f"{type(exc).__name__}: {exc}"
+            return self._answer(numbers, ref, "unknown", {"reason": f"provider crashed: {detail}"}, detail)
+        with self._lock:
+            self._consecutive_transient = 0
+        event = receipt_event("accepted", ref, numbers, receipt)
+        delivered = sum(1 for u in receipt.updates if u.status == "delivered")
+        failed = sum(1 for u in receipt.updates if u.status == "failed")
+        self._record_answer(event)
+        return JobResult(numbers, ref, "accepted", receipt.job_id, delivered=delivered, failed=failed)
+
+    def _answer(
+        self, numbers: tuple[str, ...], ref: str, kind: str, fields: dict[str, object], detail: str
+    ) -> JobResult:
+        self._record_answer({"t": kind, "ref": ref, "numbers": list(numbers), **fields, "at": now_iso()})
+        return JobResult(numbers, ref, kind, detail=detail)
+
+    def _record_answer(self, event: Event) -> None:
+        try:
+            self.writer.record(event)
+        except JournalWriteError as exc:
+            where = rescue(self.campaign.name, [event])
+            with self._lock:
+                self.report.rescued.append(str(where) if where else "stderr")
+            self.stop(
+                f"the journal cannot be written ({exc.message}); the provider's answer was saved to {where or 'stderr'}"
+            )
+
+    def account(self, result: JobResult) -> None:
+        if result.outcome == "skipped":
+            return
+        report = self.report
+        report.submitted += len(result.numbers)
+        report.outcomes[result.outcome] += len(result.numbers)
+        report.delivered += result.delivered
+        report.failed += result.failed
+        if result.outcome in ("rejected", "not_sent", "unknown") and result.detail:
+            report.errors.append(f"{', '.join(result.numbers)}: {result.detail}")
+        if self.options.on_result is not None:
+            self.options.on_result(result)
+
+
+def execute(campaign: Campaign, plan: Plan, writer: StateWriter, options: ApplyOptions) -> ApplyReport:
+    """Submit the plan's sends and retries with bounded concurrency. Stops early on ``options.stop``."""
+    run = _Run(campaign, writer, options)
+    started = time.monotonic()
+    window = max(1, options.concurrency) * 2
+    jobs = batches(campaign, plan.to_submit)
+    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="faxops-send") as pool:
+        in_flight: set[Future[JobResult]] = set()
+        for submission in jobs:
+            if options.stop.is_set():
+                break
+            in_flight.add(pool.submit(run.one, submission))
+            if len(in_flight) >= window:
+                done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    run.account(future.result())
+        for future in in_flight:
+            run.account(future.result())
+    run.report.elapsed = time.monotonic() - started
+    return run.report

@@ -1,0 +1,210 @@
+"""Open a campaign: the manifest with everything it names, checked for meaning before anything is sent.
+
+``open_campaign`` does all of a command's input I/O except streaming the recipient list, and raises one
+``InputError`` that lists every problem it found (not just the first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from faxops.documents import DocumentError, load_document
+from faxops.domain import Document, Invalid, Recipient, Sender
+from faxops.errors import InputError, Problem
+from faxops.fields import secret_problem
+from faxops.manifest import LoadedManifest, iter_paths, load_manifest
+from faxops.plan import Plan, make_plan
+from faxops.providers import REGISTRY, Provider, ProviderContext
+from faxops.recipients import NumberCache, iter_rows, load_suppressions, resolve_rows
+from faxops.state import RecordedState, StatePaths
+
+_SECRET_PREFIXES = ("${env:", "${file:")
+
+
+def cpu_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass
+class Campaign:
+    """A loaded, checked campaign, ready to plan."""
+
+    loaded: LoadedManifest
+    documents: list[Document]
+    provider: Provider
+    suppressed: dict[str, str]
+    warnings: list[Problem] = field(default_factory=list)
+    cache: NumberCache | None = None
+
+    @property
+    def name(self) -> str:
+        return self.loaded.name
+
+    @property
+    def paths(self) -> StatePaths:
+        return StatePaths.for_manifest(self.loaded.path)
+
+    @property
+    def sender(self) -> Sender:
+        s = self.loaded.model.sender
+        return Sender(csid=s.csid, header=s.header, number=s.number, name=s.name)
+
+    @property
+    def pages_per_fax(self) -> int:
+        return sum(d.pages or 0 for d in self.documents)
+
+    @property
+    def unknown_page_documents(self) -> int:
+        return sum(1 for d in self.documents if d.pages is None)
+
+    def candidates(self, workers: int = 1) -> Iterator[Recipient | Invalid]:
+        """The recipient list, streamed and normalised."""
+        cache = self.cache or NumberCache(None)
+        yield from resolve_rows(iter_rows(self.loaded), cache, workers=workers)
+        cache.save()
+
+    def plan(self, state: RecordedState, workers: int = 1) -> Plan:
+        """The plan for this campaign against ``state``; an empty recipient list is an input error."""
+        plan = make_plan(
+            self.name,
+            self.candidates(workers),
+            state.summaries,
+            suppressed=self.suppressed,
+            max_attempts=self.loaded.model.retry.max_attempts,
+            pages_per_fax=self.pages_per_fax,
+            unknown_page_documents=self.unknown_page_documents,
+        )
+        if sum(plan.summary()[a] for a in ("send", "retry", "unknown", "unchanged", "skip")) == 0:
+            raise InputError(
+                "the recipient list is empty",
+                [self.loaded.problem(("recipients",), "no recipient rows found in the inline entries or files")],
+            )
+        return plan
+
+    def applied_with(self) -> dict[str, Any]:
+        """Digests recorded in the lockfile: which manifest and documents the state was applied with."""
+        return {
+            "manifest": self.loaded.digest,
+            "documents": {self._rel(d.path): d.sha256 for d in self.documents},
+        }
+
+    def input_digests(self) -> dict[str, str]:
+        """Digests of every input file, for saved-plan staleness checks."""
+        digests = {self._rel(self.loaded.path): self.loaded.digest}
+        for _, path in iter_paths(self.loaded):
+            digests[self._rel(path)] = _sha256(path)
+        return digests
+
+    def _rel(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.loaded.base_dir.resolve()))
+        except ValueError:
+            return str(path.resolve())
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return "missing"
+    return digest.hexdigest()
+
+
+def _secret_problems(loaded: LoadedManifest, model: BaseModel, loc: tuple[str | int, ...]) -> list[Problem]:
+    """Every ``${env:...}``/``${file:...}`` reference in ``model`` that cannot be resolved."""
+    problems = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        values: list[tuple[tuple[str | int, ...], Any]] = [((*loc, name), value)]
+        if isinstance(value, list):
+            values = [((*loc, name, i), v) for i, v in enumerate(value)]
+        for sub_loc, item in values:
+            if isinstance(item, BaseModel):
+                problems.extend(_secret_problems(loaded, item, sub_loc))
+            elif isinstance(item, str) and item.startswith(_SECRET_PREFIXES):
+                why = secret_problem(item, loaded.base_dir)
+                if why is not None:
+                    problems.append(loaded.problem(sub_loc, why))
+    return problems
+
+
+def make_provider(loaded: LoadedManifest) -> Provider:
+    settings = loaded.model.provider
+    provider_cls = REGISTRY[settings.type]
+    return provider_cls(settings, ProviderContext(base_dir=loaded.base_dir, campaign=loaded.name))
+
+
+def open_campaign(path: Path, *, use_cache: bool = True) -> Campaign:
+    """Load the manifest and everything it names; raise ``InputError`` listing every problem."""
+    loaded = load_manifest(path)
+    problems: list[Problem] = []
+    documents: list[Document] = []
+    for i, spec in enumerate(loaded.model.documents):
+        doc_path = loaded.resolve(spec.path)
+        loc: tuple[str | int, ...] = ("documents", i, "path")
+        try:
+            documents.append(load_document(doc_path, spec.name))
+        except FileNotFoundError:
+            problems.append(loaded.problem(loc, f"document not found: {doc_path}"))
+        except IsADirectoryError:
+            problems.append(loaded.problem(loc, f"{doc_path} is a directory, not a document"))
+        except PermissionError:
+            problems.append(loaded.problem(loc, f"document is not readable: {doc_path}"))
+        except DocumentError as exc:
+            problems.append(loaded.problem(loc, f"{doc_path.name}: {exc}"))
+    for loc, other in iter_paths(loaded):
+        if loc[0] == "documents":
+            continue
+        if not other.is_file():
+            problems.append(loaded.problem(loc, f"file not found: {other}"))
+        elif not os.access(other, os.R_OK):
+            problems.append(loaded.problem(loc, f"file is not readable: {other}"))
+    sources = loaded.model.recipients
+    if not sources.inline and not sources.files:
+        problems.append(loaded.problem(("recipients",), "no recipients: add `inline:` entries or `files:`"))
+    problems.extend(_secret_problems(loaded, loaded.model, ()))
+    provider = make_provider(loaded)
+    for problem in provider.check(documents):
+        if problem.file is None and problem.field:
+            problem = loaded.problem((problem.field,), problem.message)
+        problems.append(problem)
+    if problems:
+        raise InputError(f"{path}: {len(problems)} problem(s)", problems)
+    suppressed, warnings = load_suppressions(loaded)
+    cache = None
+    if use_cache:
+        cache = NumberCache(loaded.base_dir / ".faxops" / "cache" / f"{loaded.path.stem}.numbers")
+    return Campaign(loaded, documents, provider, suppressed, warnings, cache)
+
+
+def check_recipients(campaign: Campaign, workers: int = 1) -> tuple[list[Problem], int]:
+    """Stream the whole list: warnings for invalid rows, an error for an empty list; and the valid count."""
+    problems: list[Problem] = []
+    valid = 0
+    for candidate in campaign.candidates(workers):
+        if isinstance(candidate, Invalid):
+            problems.append(
+                Problem(
+                    f"number {candidate.raw!r} skipped: {candidate.reason}",
+                    file=candidate.source,
+                    severity="warning",
+                )
+            )
+        else:
+            valid += 1
+    if valid == 0:
+        problems.append(campaign.loaded.problem(("recipients",), "the recipient list has no valid number"))
+    return problems, valid

@@ -1,0 +1,118 @@
+"""Documents: read, fingerprint, detect the format from the content, count pages.
+
+Formats are detected from the bytes, not the file name, because a provider will judge the bytes: a
+``report.pdf`` that is really a Word file must fail validation, not the send.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+
+from faxops.domain import Document
+
+#: names used throughout faxops (provider ``document_formats`` refer to these)
+FORMATS = ("pdf", "tiff", "jpeg", "png", "gif", "doc", "docx", "xls", "xlsx", "ps", "pcl", "html", "txt")
+
+
+class DocumentError(Exception):
+    """A document that cannot be used; the message says why (the caller adds file and line)."""
+
+
+def detect_format(head: bytes, path: Path) -> str:
+    """The format of a file from its first bytes (and, for ZIP-based Office files, its members)."""
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "tiff"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head.startswith(b"%!PS"):
+        return "ps"
+    if head.startswith(b"\x1bE") or head.startswith(b"\x1b%-12345X"):
+        return "pcl"
+    if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
+        # OLE2 container: legacy Word or Excel; the extension is the only cheap tell.
+        return "xls" if path.suffix.lower() in (".xls", ".xlt") else "doc"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = set(archive.namelist())
+        except zipfile.BadZipFile as exc:
+            raise DocumentError(f"damaged ZIP/Office file: {exc}") from None
+        if "word/document.xml" in names:
+            return "docx"
+        if "xl/workbook.xml" in names:
+            return "xlsx"
+        raise DocumentError("a ZIP archive that is neither a Word (docx) nor an Excel (xlsx) file")
+    sample = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    lowered = sample[:64].lower()
+    if lowered.startswith((b"<!doctype html", b"<html")):
+        return "html"
+    if b"\x00" not in head:
+        try:
+            head.decode("utf-8")
+            return "txt"
+        except UnicodeDecodeError as exc:
+            # A multi-byte character cut by the end of the sample is still text.
+            if exc.start >= len(head) - 3:
+                return "txt"
+    raise DocumentError(
+        "unrecognised format (faxops reads PDF, TIFF, JPEG, PNG, GIF, DOC(X), XLS(X), PS, PCL, HTML, TXT)"
+    )
+
+
+def count_pages(path: Path, fmt: str) -> int | None:
+    """Pages of a PDF or a multi-page TIFF; None for formats that need rendering to tell."""
+    if fmt == "pdf":
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+
+        try:
+            reader = PdfReader(path)
+            if reader.is_encrypted:
+                raise DocumentError("the PDF is encrypted; fax providers cannot render it")
+            return len(reader.pages)
+        except (PdfReadError, ValueError, KeyError, OSError) as exc:
+            raise DocumentError(f"damaged PDF: {exc}") from None
+    if fmt in ("tiff", "gif", "png", "jpeg"):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as image:
+                return int(getattr(image, "n_frames", 1))
+        except (UnidentifiedImageError, OSError) as exc:
+            raise DocumentError(f"damaged image: {exc}") from None
+    return None
+
+
+def load_document(path: Path, name: str | None = None) -> Document:
+    """Read one document. Raises ``DocumentError`` (or ``OSError`` for missing/unreadable files)."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+        digest.update(head)
+        size += len(head)
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    if size == 0:
+        raise DocumentError("the file is empty")
+    fmt = detect_format(head, path)
+    pages = count_pages(path, fmt)
+    if pages == 0:
+        raise DocumentError("the document has no pages")
+    return Document(
+        path=path,
+        name=name or path.name,
+        format=fmt,
+        size=size,
+        sha256=digest.hexdigest(),
+        pages=pages,
+    )

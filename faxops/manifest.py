@@ -1,0 +1,463 @@
+"""The campaign manifest: pydantic models, and loading YAML with every error located by line.
+
+The YAML is read with ruamel.yaml's round-trip loader, which keeps the line and column of every key
+and item. It is safe in the sense that matters here: it builds only plain mappings, sequences and
+scalars, never arbitrary Python objects. Values are converted to plain Python before validation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import phonenumbers
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from faxops.errors import InputError, Problem
+from faxops.fields import Duration, SecretRef, StrictModel
+from faxops.providers import REGISTRY
+from faxops.providers.sandbox import SandboxSettings
+
+SCHEMA_URL = "https://faxops.dev/schemas/campaign.schema.json"
+
+
+def _phone_text(value: Any) -> Any:
+    # Unquoted +4930123 or 0301234 are integers to YAML: the + or leading 0 is already gone.
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(
+            f"write the number in quotes: YAML read it as the integer {value} and dropped its + or leading 0"
+        )
+    return value
+
+
+PhoneText = Annotated[str, BeforeValidator(_phone_text), Field(min_length=1)]
+
+
+def _check_region(value: str | None) -> str | None:
+    if value is not None and value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{value!r} is not a region code such as DE, FR, GB or US")
+    return value.upper() if value else value
+
+
+Region = Annotated[str | None, AfterValidator(_check_region)]
+
+
+def _e164(value: str | None) -> str | None:
+    if value is None:
+        return value
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"{value!r} is not an international number (+ and country code): {exc}") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(f"{value!r} is not a valid number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class CampaignMeta(StrictModel):
+    """Who and what the campaign is."""
+
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Short identifier: letters, digits, '.', '_' and '-'. Part of every client reference.",
+    )
+    description: str | None = None
+    owner: str | None = None
+    purpose: Literal["transactional", "marketing"] = "transactional"
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class SenderSpec(StrictModel):
+    """How the fax identifies its sender."""
+
+    csid: str | None = Field(
+        default=None,
+        max_length=20,
+        description="Transmitting station id shown to the receiving machine (at most 20 characters).",
+    )
+    header: str | None = Field(default=None, description="Header line printed on every page.")
+    name: str | None = None
+    number: Annotated[str | None, AfterValidator(_e164)] = Field(
+        default=None, description="Sender fax number in international form (+...)."
+    )
+
+
+class DocumentSpec(StrictModel):
+    """One document to fax, in order."""
+
+    path: str = Field(min_length=1, description="Path relative to the manifest.")
+    name: str | None = Field(default=None, description="File name shown to the provider (default: the file's).")
+
+
+def _document_shorthand(value: Any) -> Any:
+    return {"path": value} if isinstance(value, str) else value
+
+
+class Columns(StrictModel):
+    """Which columns of a list hold what."""
+
+    number: str = Field(default="number", description="Column with the fax number.")
+    name: str | None = Field(default=None, description="Column with the recipient's name.")
+    fields: list[str] | dict[str, str] = Field(
+        default_factory=list,
+        description="Personalisation fields: a list of column names, or field name -> column name.",
+    )
+
+    def field_map(self) -> dict[str, str]:
+        if isinstance(self.fields, dict):
+            return dict(self.fields)
+        return {c: c for c in self.fields}
+
+
+class RecipientFile(StrictModel):
+    """A recipient list: CSV, TSV or XLSX with a header row."""
+
+    path: str = Field(min_length=1, description="Path relative to the manifest.")
+    format: Literal["csv", "tsv", "xlsx"] | None = Field(default=None, description="Default: by extension.")
+    columns: Columns = Field(default_factory=Columns)
+    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+    encoding: str = "utf-8-sig"
+    sheet: str | None = Field(default=None, description="XLSX sheet name (default: the first).")
+    default_region: Region = Field(default=None, description="Region for national numbers in this file.")
+
+
+class InlineRecipient(StrictModel):
+    """A recipient written in the manifest itself."""
+
+    number: PhoneText
+    name: str | None = None
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+class RecipientsSpec(StrictModel):
+    """Where the recipients come from."""
+
+    default_region: Region = Field(
+        default=None, description="ISO region (DE, FR, US...) used to read national numbers."
+    )
+    inline: list[InlineRecipient] = Field(default_factory=list)
+    files: list[RecipientFile] = Field(default_factory=list)
+
+
+class SuppressFile(StrictModel):
+    """A list of numbers never to send to (CSV/TSV/XLSX with a header, or plain text: one per line)."""
+
+    path: str = Field(min_length=1)
+    column: str | None = Field(default=None, description="Column with the number (default: 'number', else the first).")
+    reason: str | None = Field(default=None, description="Why these numbers are suppressed (shown in plans).")
+    default_region: Region = None
+
+
+def _suppress_shorthand(value: Any) -> Any:
+    return {"path": value} if isinstance(value, str) else value
+
+
+_DAY = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+class SendWindow(StrictModel):
+    """Days and hours (in the recipient's local time) when sending is allowed."""
+
+    days: list[_DAY] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])  # type: ignore[arg-type]
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+
+    @model_validator(mode="after")
+    def _order(self) -> SendWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Rate(StrictModel):
+    per_minute: int | None = Field(default=None, ge=1)
+    per_hour: int | None = Field(default=None, ge=1)
+
+
+class ScheduleSpec(StrictModel):
+    """When and how fast to send."""
+
+    start_at: datetime | None = None
+    expire_at: datetime | Duration | None = Field(
+        default=None, description="A time, or a duration after start_at such as 48h."
+    )
+    timezone: str | None = Field(default=None, description="Fix one IANA time zone instead of the recipient's.")
+    windows: list[SendWindow] = Field(default_factory=list)
+    holidays: list[date] = Field(default_factory=list)
+    rate: Rate | None = None
+    concurrency: int = Field(default=4, ge=1, le=64, description="Submissions in flight at once.")
+    batch_size: int | None = Field(default=None, ge=1, description="Recipients per provider job (capped by the API).")
+    provider_side: bool = Field(default=False, description="Let the provider schedule where its API can.")
+
+    @model_validator(mode="after")
+    def _timezone(self) -> ScheduleSpec:
+        if self.timezone is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError) as exc:
+                raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        return self
+
+
+class RetrySpec(StrictModel):
+    """How often a failed recipient may be tried."""
+
+    max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts per recipient, the first included.")
+
+
+class FileReport(StrictModel):
+    type: Literal["file"]
+    path: str
+    format: Literal["json", "csv", "html"] = "json"
+    mask_numbers: bool = False
+
+
+class WebhookReport(StrictModel):
+    type: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://")
+    secret: SecretRef | None = Field(default=None, description="HMAC-SHA256 signing key.")
+    include_recipients: bool = False
+
+
+class SmtpSpec(StrictModel):
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    starttls: bool = True
+    username: SecretRef | None = None
+    password: SecretRef | None = None
+
+
+class EmailReport(StrictModel):
+    type: Literal["email"]
+    to: list[str] = Field(min_length=1)
+    sender: str = Field(alias="from")
+    smtp: SmtpSpec
+    mask_numbers: bool = True
+
+
+ReportTarget = Annotated[FileReport | WebhookReport | EmailReport, Field(discriminator="type")]
+
+if TYPE_CHECKING:
+    ProviderSpec = Any
+else:
+    # Built from the registry so that adding a provider is one registry line.
+    _settings = tuple(provider.settings_model for provider in REGISTRY.values())
+    ProviderSpec = Annotated[
+        _settings[0] if len(_settings) == 1 else __import__("typing").Union[_settings],
+        Field(discriminator="type"),
+    ]
+
+
+class Manifest(StrictModel):
+    """A fax campaign: what to send, to whom, through which provider, when, and where to report."""
+
+    version: Literal[1] = Field(default=1, description="Manifest format version.")
+    campaign: CampaignMeta
+    provider: ProviderSpec = Field(default_factory=SandboxSettings)
+    sender: SenderSpec = Field(default_factory=SenderSpec)
+    documents: list[Annotated[DocumentSpec, BeforeValidator(_document_shorthand)]] = Field(min_length=1)
+    recipients: RecipientsSpec
+    suppress: list[Annotated[SuppressFile, BeforeValidator(_suppress_shorthand)]] = Field(default_factory=list)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    reporting: list[ReportTarget] = Field(default_factory=list)
+
+
+# --- loading -----------------------------------------------------------------------------------------
+
+Position = tuple[int, int]  # 1-based line, column
+
+
+@dataclass(frozen=True)
+class LoadedManifest:
+    """A validated manifest with where it came from."""
+
+    path: Path
+    model: Manifest
+    positions: dict[tuple[str | int, ...], Position]
+    digest: str  # sha256 of the manifest file
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def name(self) -> str:
+        return self.model.campaign.name
+
+    def resolve(self, relative: str) -> Path:
+        return (self.base_dir / relative).expanduser()
+
+    def problem(self, loc: tuple[str | int, ...], message: str, severity: str = "error") -> Problem:
+        line, col = locate(self.positions, loc)
+        return Problem(message, file=self.path, line=line, column=col, field=format_loc(loc) or None, severity=severity)
+
+
+def format_loc(loc: tuple[str | int, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def locate(
+    positions: dict[tuple[str | int, ...], Position], loc: tuple[str | int, ...]
+) -> Position | tuple[None, None]:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in positions:
+            return positions[loc[:end]]
+    return (None, None)
+
+
+def _plain(node: Any, path: tuple[str | int, ...], positions: dict[tuple[str | int, ...], Position]) -> Any:
+    """Convert ruamel's round-trip nodes to plain Python, recording the position of every path."""
+    if isinstance(node, CommentedMap):
+        out: dict[Any, Any] = {}
+        for key in node:
+            sub = (*path, str(key))
+            try:
+                line, col = node.lc.key(key)
+                positions[sub] = (line + 1, col + 1)
+            except (KeyError, TypeError):
+                pass
+            out[str(key)] = _plain(node[key], sub, positions)
+        return out
+    if isinstance(node, CommentedSeq):
+        items = []
+        for i, item in enumerate(node):
+            sub = (*path, i)
+            try:
+                line, col = node.lc.item(i)
+                positions[sub] = (line + 1, col + 1)
+            except (KeyError, TypeError, IndexError):
+                pass
+            items.append(_plain(item, sub, positions))
+        return items
+    if isinstance(node, bool) or node is None:
+        return node
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, int):
+        return int(node)
+    if isinstance(node, float):
+        return float(node)
+    if isinstance(node, datetime):
+        # ruamel's TimeStamp subclass carries YAML bookkeeping; keep a plain aware/naive datetime.
+        return datetime(
+            node.year,
+            node.month,
+            node.day,
+            node.hour,
+            node.minute,
+            node.second,
+            node.microsecond,
+            tzinfo=node.tzinfo,
+        )
+    return node
+
+
+_PYDANTIC_MESSAGES = {
+    "extra_forbidden": "unknown key (check the spelling; see `faxops schema`)",
+    "missing": "required key is missing",
+}
+
+
+def _pydantic_problems(
+    path: Path, exc: ValidationError, positions: dict[tuple[str | int, ...], Position]
+) -> list[Problem]:
+    problems = []
+    for err in exc.errors(include_url=False):
+        # Unions add the tag (e.g. 'sandbox') or a validator name to the location; drop it for the user.
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _is_union_tag(err["loc"], p)))
+        message = _PYDANTIC_MESSAGES.get(err["type"], err["msg"])
+        if err["type"] == "value_error":
+            message = str(err["ctx"].get("error", message)) if "ctx" in err else message
+        line, col = locate(positions, loc)
+        problems.append(Problem(message, file=path, line=line, column=col, field=format_loc(loc) or None))
+    return problems
+
+
+def _is_union_tag(full_loc: tuple[Any, ...], part: str) -> bool:
+    idx = full_loc.index(part)
+    parent = full_loc[idx - 1] if idx else None
+    if parent == "provider" and part in REGISTRY:
+        return True
+    if isinstance(parent, int) and "reporting" in full_loc[:idx] and part in ("file", "webhook", "email"):
+        return True
+    return bool(part.startswith(("function-", "union[", "list[")) or "[" in part)
+
+
+_yaml = YAML(typ="rt")
+_yaml.allow_duplicate_keys = False
+
+
+def load_manifest(path: Path) -> LoadedManifest:
+    """Read and validate a manifest; raise ``InputError`` listing every problem with its position."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such manifest") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the manifest: {exc.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: the manifest is not UTF-8 text (byte {exc.start})") from None
+    try:
+        document = _yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        col = mark.column + 1 if mark else None
+        what = exc.problem or exc.context or "malformed YAML"
+        raise InputError(
+            "the manifest is not valid YAML",
+            [Problem(f"malformed YAML: {what}", file=path, line=line, column=col)],
+        ) from None
+    except YAMLError as exc:
+        raise InputError("the manifest is not valid YAML", [Problem(f"malformed YAML: {exc}", file=path)]) from None
+    positions: dict[tuple[str | int, ...], Position] = {}
+    data = _plain(document, (), positions)
+    if not isinstance(data, dict):
+        raise InputError(
+            "the manifest must be a mapping",
+            [Problem("expected keys such as campaign:, documents:, recipients:", file=path, line=1, column=1)],
+        )
+    try:
+        model = Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = _pydantic_problems(path, exc, positions)
+        raise InputError(f"{path}: {len(problems)} problem(s) in the manifest", problems) from None
+    return LoadedManifest(path=path, model=model, positions=positions, digest=hashlib.sha256(raw).hexdigest())
+
+
+def campaign_schema() -> dict[str, Any]:
+    """The JSON schema of a manifest, as committed in ``schemas/campaign.schema.json``."""
+    schema = Manifest.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_URL
+    schema["title"] = "faxops campaign manifest"
+    return schema
+
+
+def iter_paths(loaded: LoadedManifest) -> Iterator[tuple[tuple[str | int, ...], Path]]:
+    """Every input file the manifest names, with the manifest location that names it."""
+    model = loaded.model
+    for i, doc in enumerate(model.documents):
+        yield ("documents", i, "path"), loaded.resolve(doc.path)
+    for i, rfile in enumerate(model.recipients.files):
+        yield ("recipients", "files", i, "path"), loaded.resolve(rfile.path)
+    for i, sfile in enumerate(model.suppress):
+        yield ("suppress", i, "path"), loaded.resolve(sfile.path)

@@ -1,0 +1,298 @@
+"""Everything faxops shows a person. The only module that imports rich.
+
+Human output goes to stderr when stdout carries a machine document (``--json``), so that stdout is
+exactly one JSON document. Colour follows the terminal, ``NO_COLOR`` and ``--no-color``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from faxops.apply import ApplyReport, JobResult
+from faxops.errors import FaxopsError, InputError, Problem
+from faxops.plan import Action, Plan
+from faxops.reconcile import ReconcileReport
+
+_STYLE = {
+    Action.SEND: "green",
+    Action.RETRY: "yellow",
+    Action.UNKNOWN: "magenta",
+    Action.UNCHANGED: "dim",
+    Action.SKIP: "red",
+}
+_TITLE = {
+    Action.SEND: "send",
+    Action.RETRY: "retry",
+    Action.UNKNOWN: "unknown outcome (reconciled before anything is sent)",
+    Action.UNCHANGED: "unchanged",
+    Action.SKIP: "skip",
+}
+_STATUS_STYLE = {
+    "delivered": "green",
+    "queued": "cyan",
+    "sending": "cyan",
+    "failed": "red",
+    "pending": "magenta",
+    "canceled": "yellow",
+    "expired": "yellow",
+    "not_sent": "dim",
+}
+
+
+def _console(stream: Any, no_color: bool) -> Console:
+    console = Console(file=stream, no_color=no_color, highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        # Logs and pipes have no width; wrapping tables at 80 columns only hurts there.
+        console = Console(file=stream, no_color=no_color, highlight=False, soft_wrap=True, width=200)
+    return console
+
+
+class Output:
+    """The terminal, as two rich consoles."""
+
+    def __init__(self, *, color: bool = True, json_mode: bool = False) -> None:
+        no_color = not color or bool(os.environ.get("NO_COLOR"))
+        self.out = _console(sys.stdout, no_color)
+        self.err = _console(sys.stderr, no_color)
+        # With --json, stdout belongs to the document; people read stderr.
+        self.human = self.err if json_mode else self.out
+
+    @property
+    def interactive(self) -> bool:
+        return self.err.is_terminal and sys.stdin.isatty()
+
+    def json(self, text: str) -> None:
+        sys.stdout.write(text)
+        if not text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+
+    def line(self, text: str = "", style: str | None = None) -> None:
+        self.human.print(escape(text), style=style)
+
+    def note(self, text: str) -> None:
+        self.err.print(escape(text), style="dim")
+
+    # --- errors --------------------------------------------------------------------------------
+
+    def problems(self, problems: Iterable[Problem]) -> None:
+        for problem in problems:
+            style = "yellow" if problem.severity == "warning" else "red"
+            self.err.print(escape(str(problem)), style=style)
+
+    def error(self, exc: FaxopsError) -> None:
+        if isinstance(exc, InputError) and exc.problems:
+            self.problems(exc.problems)
+            errors = sum(1 for p in exc.problems if p.severity != "warning")
+            self.err.print(
+                f"[bold red]Error:[/] {escape(exc.message)}"
+                if errors == 0
+                else f"[bold red]Error:[/] {errors} problem(s) found; nothing was sent."
+            )
+        else:
+            self.err.print(f"[bold red]Error:[/] {escape(exc.message)}")
+        if exc.hint:
+            self.err.print(f"[dim]Hint: {escape(exc.hint)}[/]")
+
+    # --- plan ----------------------------------------------------------------------------------
+
+    def plan(self, plan: Plan, *, provider: str, details: bool, limit: int = 10) -> None:
+        out = self.human
+        if plan.has_changes or plan.count(Action.SKIP):
+            out.print(
+                f"faxops will perform these actions for campaign [bold]{escape(plan.campaign)}[/] "
+                f"through [bold]{escape(provider)}[/]:"
+            )
+            out.print()
+        for action in Action:
+            group = plan.groups[action]
+            if not group or (action == Action.UNCHANGED and not details):
+                continue
+            style = _STYLE[action]
+            out.print(f"  [{style}]{action.symbol} {_TITLE[action]}[/] ({len(group)})")
+            shown = group if details else group[:limit]
+            for item in shown:
+                parts = [f"[{style}]{action.symbol}[/] {escape(item.number)}"]
+                if item.recipient is not None and item.recipient.name:
+                    parts.append(escape(item.recipient.name))
+                if action == Action.RETRY and item.attempt:
+                    parts.append(f"attempt {item.attempt}")
+                if item.reason:
+                    parts.append(f"[dim]{escape(item.reason)}[/]")
+                if item.source:
+                    parts.append(f"[dim]{escape(item.source)}[/]")
+                out.print("      " + "  ".join(parts))
+            if len(shown) < len(group):
+                out.print(f"      [dim]… and {len(group) - len(shown)} more (--details lists all)[/]")
+            out.print()
+        if plan.duplicates:
+            sample = plan.duplicate_samples[0]
+            out.print(
+                f"[yellow]Duplicates merged: {plan.duplicates}[/] [dim](e.g. {escape(sample.number)} at "
+                f"{escape(sample.source)}, first at {escape(sample.first_source)})[/]"
+            )
+        if plan.not_in_manifest:
+            out.print(
+                f"[dim]{plan.not_in_manifest} recorded recipient(s) are no longer in the manifest; "
+                "their records are kept.[/]"
+            )
+        out.print(self.plan_summary(plan))
+
+    @staticmethod
+    def plan_summary(plan: Plan) -> str:
+        s = plan.summary()
+        text = (
+            f"[bold]Plan:[/] {s['send']} to send, {s['retry']} to retry, {s['unchanged']} unchanged, "
+            f"{s['skip']} skipped"
+        )
+        if s["unknown"]:
+            text += f", [magenta]{s['unknown']} unknown[/]"
+        pages = f"{s['pages']} pages"
+        if plan.unknown_page_documents:
+            pages += f" (+ {plan.unknown_page_documents} document(s) of unknown length per fax)"
+        return text + f" · {pages}"
+
+    def confirm(self, count: int) -> bool:
+        self.err.print(f"\nDo you want to send [bold]{count}[/] fax(es)? Only 'yes' will be accepted.")
+        try:
+            answer = self.err.input("  Enter a value: ")
+        except EOFError:
+            return False
+        return answer.strip() == "yes"
+
+    # --- apply ---------------------------------------------------------------------------------
+
+    def progress(self, total: int) -> ApplyProgress:
+        return ApplyProgress(self, total)
+
+    def reconcile(self, report: ReconcileReport) -> None:
+        if report.found or report.not_sent:
+            self.line(f"Reconciled: {report.found} found at the provider, {report.not_sent} proven not sent.")
+        for held in report.held:
+            self.err.print(
+                f"[magenta]? held[/] {escape(', '.join(held.numbers))} "
+                f"[dim](reference {escape(held.reference)}: {escape(held.evidence)})[/]"
+            )
+
+    def apply_report(self, report: ApplyReport) -> None:
+        out = self.human
+        o = report.outcomes
+        rate = report.submitted / report.elapsed if report.elapsed > 0 else 0.0
+        out.print(
+            f"[bold]Apply complete:[/] {report.submitted} submitted in {report.elapsed:.1f}s ({rate:,.0f}/s): "
+            f"{o['accepted']} accepted, {o['rejected']} rejected, {o['not_sent']} not sent, "
+            f"{o['unknown']} unknown · {report.delivered} delivered, {report.failed} failed so far"
+            if report.stopped is None
+            else f"[bold yellow]Apply stopped:[/] {escape(report.stopped)}. {report.submitted} submitted: "
+            f"{o['accepted']} accepted, {o['rejected']} rejected, {o['not_sent']} not sent, {o['unknown']} unknown"
+        )
+        for error in report.errors[:20]:
+            self.err.print(f"  [red]✗[/] {escape(error)}")
+        if len(report.errors) > 20:
+            self.err.print(f"  [dim]… and {len(report.errors) - 20} more[/]")
+        for where in report.rescued:
+            self.err.print(f"[bold red]Job records could not be journalled; they were saved to {escape(where)}[/]")
+
+    # --- status --------------------------------------------------------------------------------
+
+    def status(
+        self,
+        campaign: str,
+        header: Mapping[str, Any] | None,
+        rows: Sequence[Mapping[str, Any]],
+        counts: Counter[str],
+        total: int,
+        *,
+        details: bool,
+        limit: int = 50,
+    ) -> None:
+        out = self.human
+        if header is None and not total:
+            out.print(f"Campaign [bold]{escape(campaign)}[/] has no recorded state yet (run `faxops apply`).")
+            return
+        meta = f"serial {header['serial']}, lineage {header['lineage']}" if header else "not folded yet"
+        out.print(f"Campaign [bold]{escape(campaign)}[/] · {total} recipient(s) recorded · {meta}")
+        table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        table.add_column("status")
+        table.add_column("recipients", justify="right")
+        for status, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            table.add_row(f"[{_STATUS_STYLE.get(status, '')}]{status}[/]", str(count))
+        out.print(table)
+        if not rows:
+            return
+        out.print()
+        detail = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+        for column in ("number", "status", "attempts", "job", "provider status", "updated"):
+            detail.add_column(column, no_wrap=True)
+        detail.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=60)
+        for row in rows:
+            style = _STATUS_STYLE.get(row["status"], "")
+            detail.add_row(
+                escape(row["number"]),
+                f"[{style}]{row['status']}[/]",
+                str(row["attempts"]),
+                escape(row.get("job_id") or ""),
+                escape(row.get("raw_status") or ""),
+                escape(row.get("updated_at") or ""),
+                escape(row.get("reason") or ""),
+            )
+        out.print(detail)
+        if not details and total > len(rows):
+            out.print(f"[dim]… {total - len(rows)} more (--details lists all)[/]")
+
+
+class ApplyProgress:
+    """A progress bar on a terminal; a line every 10 % otherwise (CI logs stay readable)."""
+
+    def __init__(self, output: Output, total: int) -> None:
+        self.output = output
+        self.total = total
+        self.done = 0
+        self._lock = threading.Lock()
+        self._next_mark = 0.1
+        self._progress: Progress | None = None
+        self._task: Any = None
+        if output.err.is_terminal and total:
+            self._progress = Progress(
+                TextColumn("sending"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[note]}"),
+                TimeRemainingColumn(),
+                console=output.err,
+                transient=True,
+            )
+
+    def __enter__(self) -> ApplyProgress:
+        if self._progress is not None:
+            self._progress.start()
+            self._task = self._progress.add_task("send", total=self.total, note="")
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, result: JobResult) -> None:
+        with self._lock:
+            self.done += len(result.numbers)
+            if self._progress is not None:
+                note = "" if result.outcome == "accepted" else f"last: {result.outcome}"
+                self._progress.update(self._task, advance=len(result.numbers), note=note)
+            elif self.total and self.done / self.total >= self._next_mark:
+                self.output.err.print(f"sent {self.done}/{self.total} ({self.done * 100 // self.total}%)")
+                while self._next_mark <= self.done / self.total:
+                    self._next_mark += 0.1

@@ -1,0 +1,16 @@
+"""Fax providers: one module per API, all listed in ``REGISTRY``.
+
+Adding a provider is one module (a ``Provider`` subclass with its settings model), one line here, and
+one simulator in ``faxops.testing``; the shared test battery then covers it.
+"""
+
+from __future__ import annotations
+
+from faxops.providers.base import Lookup, Provider, ProviderContext, ProviderSettings
+from faxops.providers.sandbox import SandboxProvider
+
+REGISTRY: dict[str, type[Provider]] = {
+    "sandbox": SandboxProvider,
+}
+
+__all__ = ["REGISTRY", "Lookup", "Provider", "ProviderContext", "ProviderSettings"]

@@ -1,0 +1,116 @@
+"""The one interface every fax provider implements.
+
+A provider is a class with its facts as class attributes (what it accepts, what it can look up) and a
+handful of methods. The engine (``faxops.apply``) is its only caller. Methods raise the
+``ProviderError`` subclasses of ``faxops.errors``; which one decides what the engine does:
+
+* ``TransientError``: the request certainly did not take effect; try again later.
+* ``RejectedError``: this job was refused (the provider's code and message are kept).
+* ``AuthError``: stop the run; nothing else can succeed.
+* ``OutcomeUnknownError``: the request may have been accepted; reconcile, never resend blindly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from faxops.domain import Document, Receipt, Submission
+from faxops.errors import Problem
+from faxops.fields import StrictModel
+
+
+class ProviderSettings(StrictModel):
+    """Base of each provider's settings section in the manifest (``provider:``)."""
+
+    type: str
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """What a provider may know about where it runs."""
+
+    base_dir: Path  # the manifest's directory; relative paths in settings are relative to it
+    campaign: str
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """The answer to "did you receive the submission with this reference?".
+
+    ``found`` holds the receipts the provider has for it; ``decided`` is False when the provider cannot
+    tell (no lookup in its API), in which case a person must decide.
+    """
+
+    decided: bool
+    found: Sequence[Receipt] = ()
+    evidence: str = ""
+
+
+class Provider(ABC):
+    """A fax service. Subclasses set the class attributes and implement the abstract methods."""
+
+    name: ClassVar[str]
+    settings_model: ClassVar[type[ProviderSettings]]
+    #: most recipients one job may carry
+    max_recipients_per_job: ClassVar[int] = 1
+    #: document formats (``faxops.documents`` names) the API accepts
+    document_formats: ClassVar[frozenset[str]]
+    max_document_bytes: ClassVar[int | None] = None
+    max_documents: ClassVar[int | None] = None
+    #: where our client reference travels in the API, or None when it has no such field
+    reference_field: ClassVar[str | None] = None
+    #: how a lost answer is found again: by our reference, by listing recent jobs, or not at all
+    lookup: ClassVar[Literal["reference", "listing", "none"]] = "none"
+    can_cancel: ClassVar[bool] = False
+    reports_status: ClassVar[bool] = True
+
+    def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
+        self.settings = settings
+        self.context = context
+
+    def check(self, documents: Sequence[Document]) -> list[Problem]:
+        """Problems that would make the provider refuse this campaign, found before anything is sent."""
+        problems: list[Problem] = []
+        for doc in documents:
+            if doc.format not in self.document_formats:
+                allowed = ", ".join(sorted(self.document_formats))
+                problems.append(
+                    Problem(
+                        f"{self.name} does not accept {doc.format} documents (it accepts {allowed})",
+                        file=doc.path,
+                    )
+                )
+            if self.max_document_bytes is not None and doc.size > self.max_document_bytes:
+                problems.append(
+                    Problem(
+                        f"{doc.size} bytes is over {self.name}'s limit of {self.max_document_bytes} bytes",
+                        file=doc.path,
+                    )
+                )
+        if self.max_documents is not None and len(documents) > self.max_documents:
+            problems.append(
+                Problem(
+                    f"{self.name} takes at most {self.max_documents} documents, got {len(documents)}",
+                    field="documents",
+                )
+            )
+        return problems
+
+    def job_size(self) -> int:
+        """Most recipients to put in one job with these settings."""
+        return self.max_recipients_per_job
+
+    @abstractmethod
+    def submit(self, submission: Submission) -> Receipt:
+        """Send one job. Returns the provider's receipt, or raises a ``ProviderError`` subclass."""
+
+    @abstractmethod
+    def find(self, submission: Submission) -> Lookup:
+        """Look for a submission whose answer was lost (crash, timeout after the request left)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
+        """Release connections."""

@@ -1,0 +1,381 @@
+"""Recipient lists: stream inline entries and CSV/TSV/XLSX files, normalise numbers to E.164.
+
+Rows are streamed, never loaded whole. Normalising a number with phonenumbers costs tens of
+microseconds, which is most of a cold plan at a million rows, so results are cached on disk
+(``.faxops/cache/`` beside the manifest, keyed by the phonenumbers version) and a large cold batch is
+spread over all cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import multiprocessing
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import phonenumbers
+
+from faxops.domain import Invalid, Recipient
+from faxops.errors import InputError, Problem
+from faxops.manifest import LoadedManifest, RecipientFile, SuppressFile
+
+csv.field_size_limit(1 << 20)
+
+_E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")
+_STRIP_RE = re.compile(r"[\s().\-/]")
+_COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+_CACHE_FORMAT = f"faxops-numbers 1 phonenumbers {phonenumbers.__version__}"
+#: below this many uncached numbers a process pool costs more than it saves
+_PARALLEL_THRESHOLD = 20_000
+_CHUNK = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A recipient as written in a list, before its number is normalised."""
+
+    raw: str
+    region: str | None
+    name: str | None
+    fields: dict[str, str] | None
+    source: str
+
+
+# --- normalisation ---------------------------------------------------------------------------------
+
+
+def _fast_e164(text: str) -> str | None:
+    """Validate an already-international number without phonenumbers' full parser.
+
+    ``parse`` is two thirds of the cost and does nothing useful for ``+<digits>``; country codes are
+    prefix-free, so the first 1-3 digit prefix that is a country code is the country code. Anything
+    this cannot confirm falls back to the full parser (tests check both agree).
+    """
+    for length in (1, 2, 3):
+        code = int(text[1 : 1 + length])
+        if code in _COUNTRY_CODES:
+            national = text[1 + length :]
+            if not national or national[0] == "0":
+                return None  # leading zeros need the full parser's rules
+            number = phonenumbers.PhoneNumber(country_code=code, national_number=int(national))
+            return text if phonenumbers.is_valid_number(number) else None
+    return None
+
+
+def normalise(raw: str, region: str | None) -> tuple[str | None, str | None]:
+    """``(e164, None)`` for a valid number, ``(None, reason)`` otherwise."""
+    text = _STRIP_RE.sub("", raw)
+    if not text:
+        return None, "empty number"
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if _E164_RE.match(text):
+        fast = _fast_e164(text)
+        if fast is not None:
+            return fast, None
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        if exc.error_type == phonenumbers.NumberParseException.INVALID_COUNTRY_CODE and region is None:
+            return None, "national number without a default_region (or write it as +<country code>...)"
+        return None, f"not a phone number ({exc._msg})"
+    if not phonenumbers.is_valid_number(parsed):
+        where = phonenumbers.region_code_for_number(parsed) or f"+{parsed.country_code}"
+        return None, f"not a valid number for {where}"
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164), None
+
+
+def _normalise_chunk(keys: list[tuple[str, str | None]]) -> list[str | None]:
+    return [normalise(raw, region)[0] for raw, region in keys]
+
+
+def _cache_key(raw: str, region: str | None) -> str:
+    return raw if raw.startswith("+") else f"{region or ''}|{raw}"
+
+
+class NumberCache:
+    """Remembers ``raw -> E.164`` (or invalid) across runs, so a warm plan never calls phonenumbers."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.known: dict[str, str] = {}  # key -> E.164, or "" for invalid
+        self.used: set[str] = set()
+        self.dirty = False
+        if path is not None and path.exists():
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        try:
+            with path.open(encoding="utf-8") as fh:
+                if fh.readline().rstrip("\n") != _CACHE_FORMAT:
+                    return  # another phonenumbers version: its verdicts may differ
+                known = self.known
+                for line in fh:
+                    key, _, value = line.rstrip("\n").rpartition("\t")
+                    known[key] = value
+        except (OSError, UnicodeDecodeError, ValueError):
+            self.known = {}  # a cache is only a cache
+
+    def resolve(self, rows: list[Row], workers: int) -> list[str | None]:
+        """E.164 for each row (None where invalid), computing what the cache does not know."""
+        keys = [_cache_key(r.raw, r.region) for r in rows]
+        missing = {k: (r.raw, r.region) for k, r in zip(keys, rows, strict=True) if k not in self.known}
+        if missing:
+            self.dirty = True
+            todo = list(missing.items())
+            args = [v for _, v in todo]
+            if workers > 1 and len(args) >= _PARALLEL_THRESHOLD:
+                results = _parallel(args, workers)
+            else:
+                results = _normalise_chunk(args)
+            for (key, _), e164 in zip(todo, results, strict=True):
+                self.known[key] = e164 or ""
+        if self.path is not None:
+            self.used.update(keys)
+        out: list[str | None] = []
+        for key in keys:
+            value = self.known[key]
+            out.append(value or None)
+        return out
+
+    def save(self) -> None:
+        """Write the entries used in this run (atomically; failures are ignored, it is a cache)."""
+        if self.path is None or not self.dirty:
+            return
+        from faxops.state.files import atomic_write
+
+        def lines() -> Iterator[bytes]:
+            yield (_CACHE_FORMAT + "\n").encode()
+            for key in self.used:
+                yield f"{key}\t{self.known[key]}\n".encode()
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, lines(), mode=0o600)
+        except OSError:
+            pass
+
+
+def _parallel(args: list[tuple[str, str | None]], workers: int) -> list[str | None]:
+    chunks = [args[i : i + _CHUNK] for i in range(0, len(args), _CHUNK)]
+    # forkserver: forking a process that may hold threads (progress bars, httpx) is unsafe.
+    ctx = multiprocessing.get_context("forkserver")
+    with ctx.Pool(workers) as pool:
+        results: list[str | None] = []
+        for part in pool.imap(_normalise_chunk, chunks):
+            results.extend(part)
+        return results
+
+
+# --- reading lists ---------------------------------------------------------------------------------
+
+
+def _file_format(spec: RecipientFile | SuppressFile, path: Path) -> str:
+    fmt = getattr(spec, "format", None)
+    if fmt:
+        return str(fmt)
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        return "xlsx"
+    if suffix in (".tsv", ".tab"):
+        return "tsv"
+    if suffix == ".txt":
+        return "txt"
+    return "csv"
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _iter_table(
+    path: Path, fmt: str, encoding: str, delimiter: str | None, sheet: str | None
+) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) for each row of a CSV/TSV/XLSX file, header first."""
+    if fmt == "xlsx":
+        from openpyxl import load_workbook
+
+        try:
+            book = load_workbook(path, read_only=True, data_only=True)
+        except Exception as exc:  # openpyxl raises a zoo of exceptions on damaged files
+            raise InputError(f"{path}: cannot read the workbook: {exc}") from None
+        try:
+            if sheet is not None and sheet not in book.sheetnames:
+                raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(book.sheetnames)})")
+            ws = book[sheet] if sheet else book.worksheets[0]
+            for index, values in enumerate(ws.iter_rows(values_only=True), start=1):
+                yield index, [_cell(v) for v in values]
+        finally:
+            book.close()
+        return
+    sep = delimiter or ("\t" if fmt == "tsv" else ",")
+    try:
+        with path.open(newline="", encoding=encoding) as fh:
+            reader = csv.reader(fh, delimiter=sep)
+            line = 1
+            for cells in reader:
+                yield line, cells
+                line = reader.line_num + 1
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not {encoding} text (byte {exc.start}); set `encoding:` for this list") from None
+    except csv.Error as exc:
+        raise InputError(f"{path}: malformed CSV: {exc}") from None
+
+
+def _open_problem(loaded: LoadedManifest, loc: tuple[str | int, ...], path: Path) -> InputError | None:
+    if not path.exists():
+        return InputError(f"{path}: no such file", [loaded.problem(loc, f"file not found: {path}")])
+    if not os.access(path, os.R_OK) or path.is_dir():
+        return InputError(f"{path}: cannot read", [loaded.problem(loc, f"file is not readable: {path}")])
+    return None
+
+
+def iter_rows(loaded: LoadedManifest) -> Iterator[Row]:
+    """Every recipient row of the manifest, inline entries first, then each file in order."""
+    spec = loaded.model.recipients
+    for i, entry in enumerate(spec.inline):
+        line, _ = loaded.positions.get(("recipients", "inline", i), (None, None))
+        yield Row(
+            entry.number,
+            spec.default_region,
+            entry.name,
+            dict(entry.fields) or None,
+            f"{loaded.path.name}:{line}",
+        )
+    for i, rfile in enumerate(spec.files):
+        yield from _iter_file(loaded, i, rfile, rfile.default_region or spec.default_region)
+
+
+def _iter_file(loaded: LoadedManifest, index: int, rfile: RecipientFile, region: str | None) -> Iterator[Row]:
+    path = loaded.resolve(rfile.path)
+    loc: tuple[str | int, ...] = ("recipients", "files", index, "path")
+    error = _open_problem(loaded, loc, path)
+    if error:
+        raise error
+    fmt = _file_format(rfile, path)
+    rows = _iter_table(path, fmt, rfile.encoding, rfile.delimiter, rfile.sheet)
+    header = next(rows, None)
+    if header is None:
+        return
+    columns = [c.strip() for c in header[1]]
+    col_loc: tuple[str | int, ...] = ("recipients", "files", index, "columns")
+    wanted = {"number": rfile.columns.number}
+    if rfile.columns.name:
+        wanted["name"] = rfile.columns.name
+    field_map = rfile.columns.field_map()
+    problems = []
+    for role, column in [*wanted.items(), *((f"fields.{k}", v) for k, v in field_map.items())]:
+        if column not in columns:
+            problems.append(
+                loaded.problem(
+                    (*col_loc, role.split(".")[0]),
+                    f"{path.name} has no column {column!r} (its columns: {', '.join(columns) or 'none'})",
+                )
+            )
+    if problems:
+        raise InputError(f"{path}: columns missing", problems)
+    num_i = columns.index(wanted["number"])
+    name_i = columns.index(wanted["name"]) if "name" in wanted else None
+    field_idx = [(k, columns.index(v)) for k, v in field_map.items()]
+    label = path.name
+    for line, cells in rows:
+        if not any(cells):
+            continue  # blank line
+        raw = cells[num_i].strip() if num_i < len(cells) else ""
+        name = cells[name_i].strip() or None if name_i is not None and name_i < len(cells) else None
+        fields = {k: cells[j] if j < len(cells) else "" for k, j in field_idx} or None
+        yield Row(raw, region, name, fields, f"{label}:{line}")
+
+
+def resolve_rows(
+    rows: Iterable[Row], cache: NumberCache, *, workers: int = 1, chunk: int = 50_000
+) -> Iterator[Recipient | Invalid]:
+    """Normalise rows in chunks: one cache/pool round trip per chunk, memory bounded by the chunk."""
+    batch: list[Row] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= chunk:
+            yield from _resolve_batch(batch, cache, workers)
+            batch = []
+    if batch:
+        yield from _resolve_batch(batch, cache, workers)
+
+
+def _resolve_batch(batch: list[Row], cache: NumberCache, workers: int) -> Iterator[Recipient | Invalid]:
+    for row, e164 in zip(batch, cache.resolve(batch, workers), strict=True):
+        if e164 is None:
+            _, reason = normalise(row.raw, row.region)
+            yield Invalid(row.raw, row.source, reason or "not a valid number")
+        else:
+            yield Recipient(e164, row.name, row.fields, row.source)
+
+
+def load_suppressions(
+    loaded: LoadedManifest, extra: Iterable[tuple[Path, str]] = ()
+) -> tuple[dict[str, str], list[Problem]]:
+    """Numbers never to send to, mapped to the reason shown in plans; plus warnings for bad rows."""
+    suppressed: dict[str, str] = {}
+    warnings: list[Problem] = []
+    default_region = loaded.model.recipients.default_region
+    for i, sfile in enumerate(loaded.model.suppress):
+        path = loaded.resolve(sfile.path)
+        error = _open_problem(loaded, ("suppress", i, "path"), path)
+        if error:
+            raise error
+        reason = sfile.reason or f"suppressed by {path.name}"
+        region = sfile.default_region or default_region
+        for raw, source in _suppress_rows(loaded, i, sfile, path):
+            e164, why = normalise(raw, region)
+            if e164 is None:
+                warnings.append(Problem(f"suppression entry {raw!r} ignored: {why}", file=source, severity="warning"))
+            else:
+                suppressed.setdefault(e164, reason)
+    for path, reason in extra:
+        if path.exists():
+            for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                raw = text.split("\t")[0].split(",")[0].strip()
+                if raw and not raw.startswith("#"):
+                    e164, _ = normalise(raw, default_region)
+                    if e164:
+                        suppressed.setdefault(e164, f"{reason} ({path.name}:{line_no})")
+    return suppressed, warnings
+
+
+def _suppress_rows(loaded: LoadedManifest, index: int, sfile: SuppressFile, path: Path) -> Iterator[tuple[str, str]]:
+    fmt = _file_format(sfile, path)
+    if fmt == "txt":
+        with path.open(encoding="utf-8-sig") as fh:
+            for line_no, text in enumerate(fh, start=1):
+                text = text.strip()
+                if text and not text.startswith("#"):
+                    yield text, f"{path}:{line_no}"
+        return
+    rows = _iter_table(path, fmt, "utf-8-sig", None, None)
+    header = next(rows, None)
+    if header is None:
+        return
+    columns = [c.strip() for c in header[1]]
+    column = sfile.column
+    if column is None:
+        column = "number" if "number" in columns else (columns[0] if columns else "")
+    if column not in columns:
+        raise InputError(
+            f"{path}: no column {column!r}",
+            [
+                loaded.problem(
+                    ("suppress", index, "column"),
+                    f"{path.name} has no column {column!r} (its columns: {', '.join(columns)})",
+                )
+            ],
+        )
+    idx = columns.index(column)
+    for line, cells in rows:
+        if idx < len(cells) and cells[idx].strip():
+            yield cells[idx].strip(), f"{path}:{line}"

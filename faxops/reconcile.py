@@ -1,0 +1,85 @@
+"""Reconcile sends whose outcome is unknown: ask the provider, never resend blindly.
+
+An intent without an answer means the process died (or the connection dropped) after the request may
+have left. For each such job the provider is asked by our client reference: found -> the job ID is
+recorded; proven absent -> the attempt is marked not sent, so the next plan sends it; the provider
+cannot tell -> the recipients are held until a person runs ``faxops resolve``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from faxops.apply import receipt_event
+from faxops.campaign import Campaign
+from faxops.domain import Recipient, Status, Submission
+from faxops.errors import ProviderError
+from faxops.state import RecordedState, StateWriter
+from faxops.state.journal import now_iso
+
+
+@dataclass(frozen=True)
+class Held:
+    numbers: tuple[str, ...]
+    reference: str
+    evidence: str
+
+
+@dataclass
+class ReconcileReport:
+    found: int = 0
+    not_sent: int = 0
+    held: list[Held] = field(default_factory=list)
+
+    @property
+    def held_count(self) -> int:
+        return sum(len(h.numbers) for h in self.held)
+
+
+def reconcile(campaign: Campaign, writer: StateWriter, state: RecordedState) -> ReconcileReport:
+    """Settle every pending attempt that the provider can account for; hold the rest."""
+    report = ReconcileReport()
+    by_reference: dict[tuple[str, str], list[str]] = {}
+    for number, summary in state.summaries.items():
+        if summary.status == Status.PENDING and summary.reference:
+            by_reference.setdefault((summary.reference, summary.provider or ""), []).append(number)
+    provider = campaign.provider
+    for (reference, provider_name), numbers in sorted(by_reference.items()):
+        numbers.sort()
+        if provider_name != provider.name:
+            report.held.append(
+                Held(
+                    tuple(numbers),
+                    reference,
+                    f"sent through {provider_name}, but the manifest now uses {provider.name}",
+                )
+            )
+            continue
+        submission = Submission(
+            reference, [Recipient(n) for n in numbers], campaign.documents, campaign.sender, campaign.name
+        )
+        try:
+            lookup = provider.find(submission)
+        except ProviderError as exc:
+            report.held.append(Held(tuple(numbers), reference, f"lookup failed: {exc.describe()}"))
+            continue
+        if not lookup.decided:
+            report.held.append(Held(tuple(numbers), reference, lookup.evidence or f"{provider.name} cannot look it up"))
+        elif lookup.found:
+            for receipt in lookup.found:
+                event = receipt_event("found", reference, numbers, receipt)
+                event["evidence"] = lookup.evidence
+                writer.record(event)
+            report.found += len(numbers)
+        else:
+            writer.record(
+                {
+                    "t": "not_sent",
+                    "ref": reference,
+                    "numbers": numbers,
+                    "reason": f"reconciled: not found at {provider.name} ({lookup.evidence})",
+                    "at": now_iso(),
+                }
+            )
+            report.not_sent += len(numbers)
+    return report

@@ -1,0 +1,234 @@
+"""Recorded state: the lockfile, the write-ahead journal folded into it, and the state lock.
+
+Readers (``plan``, ``status``) take no lock: they read the lockfile and replay the journal in memory.
+The one writer (``apply``) holds the lock, appends to the journal while it sends, and folds the journal
+into a new lockfile (atomic replace) at the start and end of its run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from faxops.errors import StateError
+from faxops.state.files import fsync_dir
+from faxops.state.journal import Journal, JournalContents, iter_events_after, read_journal
+from faxops.state.lock import StateLock
+from faxops.state.lockfile import Header, iter_records, read_header, write_lockfile
+from faxops.state.records import Event, Record, Summary, apply_event, event_numbers, summarise
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    """Where a campaign's state lives: beside its manifest, named after it."""
+
+    lockfile: Path
+    journal: Path
+    lock: Path
+
+    @classmethod
+    def for_manifest(cls, manifest: Path) -> StatePaths:
+        base, stem = manifest.parent, manifest.stem
+        return cls(base / f"{stem}.lock.json", base / f"{stem}.journal", base / f".{stem}.state-lock")
+
+
+@dataclass
+class RecordedState:
+    """What the planner sees: a summary per recorded number, and where the state stood."""
+
+    header: Header | None
+    summaries: dict[str, Summary] = field(default_factory=dict)
+    journal_seq: int = 0
+    journal_events: int = 0
+    torn_tail: bool = False
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Identifies this exact state, so a saved plan can tell whether it is stale."""
+        if self.header is None and not self.journal_events:
+            return {"lineage": None, "serial": 0, "journal_seq": 0}
+        return {
+            "lineage": self.header.lineage if self.header else None,
+            "serial": self.header.serial if self.header else 0,
+            "journal_seq": self.journal_seq,
+        }
+
+
+def _check_lineage(paths: StatePaths, header: Header | None, journal: JournalContents | None) -> None:
+    if header is not None and journal is not None and journal.lineage and journal.lineage != header.lineage:
+        raise StateError(
+            f"{paths.journal} belongs to another lockfile (lineage {journal.lineage}, "
+            f"the lockfile's is {header.lineage})",
+            hint="was the lockfile replaced? restore the matching one; the journal holds job IDs",
+        )
+
+
+def _pending_events(paths: StatePaths) -> tuple[Header | None, JournalContents | None, list[Event]]:
+    header = read_header(paths.lockfile)
+    journal = read_journal(paths.journal)
+    _check_lineage(paths, header, journal)
+    events = list(iter_events_after(journal, header.journal_seq if header else 0))
+    return header, journal, events
+
+
+def load_state(paths: StatePaths) -> RecordedState:
+    """The recorded state as the lockfile plus any journal not yet folded into it. Reads only."""
+    header, journal, events = _pending_events(paths)
+    by_number = _group(events)
+    summaries: dict[str, Summary] = {}
+    if header is not None:
+        for number, record in iter_records(paths.lockfile):
+            pending = by_number.pop(number, None)
+            if pending:
+                record = _fold_record(number, record, pending)
+            summaries[number] = summarise(record)
+    for number, pending in by_number.items():
+        summaries[number] = summarise(_fold_record(number, None, pending))
+    last_seq = max((int(e["seq"]) for e in events), default=header.journal_seq if header else 0)
+    return RecordedState(
+        header=header,
+        summaries=summaries,
+        journal_seq=last_seq,
+        journal_events=len(events),
+        torn_tail=bool(journal and journal.torn_tail),
+    )
+
+
+def _group(events: list[Event]) -> dict[str, list[Event]]:
+    by_number: dict[str, list[Event]] = {}
+    for event in events:
+        for number in event_numbers(event):
+            by_number.setdefault(number, []).append(event)
+    return by_number
+
+
+def _fold_record(number: str, record: Record | None, events: list[Event]) -> Record:
+    for event in events:
+        record = apply_event(number, record, event)
+    assert record is not None
+    return record
+
+
+def read_records(paths: StatePaths) -> Iterator[tuple[str, Record]]:
+    """Full records, sorted by number, with the unfolded journal applied (for status and reports)."""
+    header, _, events = _pending_events(paths)
+    yield from _merged(paths, header, _group(events))
+
+
+def _merged(
+    paths: StatePaths, header: Header | None, by_number: dict[str, list[Event]]
+) -> Iterator[tuple[str, Record]]:
+    touched = sorted(by_number)
+    i = 0
+    if header is not None:
+        for number, record in iter_records(paths.lockfile):
+            while i < len(touched) and touched[i] < number:
+                yield touched[i], _fold_record(touched[i], None, by_number[touched[i]])
+                i += 1
+            if i < len(touched) and touched[i] == number:
+                record = _fold_record(number, record, by_number[number])
+                i += 1
+            yield number, record
+    for number in touched[i:]:
+        yield number, _fold_record(number, None, by_number[number])
+
+
+def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None = None) -> Header | None:
+    """Write the journal's events into a new lockfile and remove the journal. Caller holds the lock.
+
+    Crash-safe at every step: until the rename, the old lockfile plus the journal is the state; after
+    it, the new lockfile records the journal's last sequence number, so a journal left behind by a
+    crash before its removal is recognised as already folded.
+    """
+    header, journal, events = _pending_events(paths)
+    unchanged = applied_with is None or header is None or header.applied_with == applied_with
+    if not events and unchanged:
+        if journal is not None:
+            os.unlink(paths.journal)
+            fsync_dir(paths.journal.parent)
+        return header
+    new_header = Header(
+        lineage=header.lineage if header else (journal.lineage if journal and journal.lineage else str(uuid.uuid4())),
+        serial=(header.serial if header else 0) + 1,
+        campaign=campaign,
+        journal_seq=max((int(e["seq"]) for e in events), default=header.journal_seq if header else 0),
+        applied_with=applied_with if applied_with is not None else (header.applied_with if header else {}),
+        audit=list(header.audit) if header else [],
+    )
+    new_header.audit.extend(
+        {k: v for k, v in e.items() if k not in ("t", "seq")} for e in events if e["t"] == "resolve"
+    )
+    try:
+        write_lockfile(paths.lockfile, new_header, _merged(paths, header, _group(events)))
+    except ValueError as exc:
+        raise StateError(f"{paths.lockfile}: {exc}") from None
+    except OSError as exc:
+        raise StateError(
+            f"{paths.lockfile}: cannot write the lockfile: {exc.strerror}; the journal "
+            f"{paths.journal} still holds everything",
+            hint="free disk space, then run the command again",
+        ) from None
+    if journal is not None:
+        os.unlink(paths.journal)
+        fsync_dir(paths.journal.parent)
+    return new_header
+
+
+class StateWriter:
+    """The single writer of a campaign's state: holds the lock and the open journal."""
+
+    def __init__(self, paths: StatePaths, campaign: str, *, operation: str, lock_timeout: float = 0.0) -> None:
+        self.paths = paths
+        self.campaign = campaign
+        self.lock = StateLock(paths.lock).acquire(operation, lock_timeout)
+        try:
+            # Leftovers of a crashed run become part of the lockfile before anything new happens.
+            self.header = fold(paths, campaign)
+        except BaseException:
+            self.lock.release()
+            raise
+        self._journal: Journal | None = None
+
+    @property
+    def journal(self) -> Journal:
+        """The journal, created on first use so that a run that sends nothing leaves no trace."""
+        if self._journal is None:
+            lineage = self.header.lineage if self.header else str(uuid.uuid4())
+            next_seq = (self.header.journal_seq if self.header else 0) + 1
+            self._journal = Journal(self.paths.journal, lineage, next_seq)
+        return self._journal
+
+    def record(self, event: Event) -> int:
+        return self.journal.append(event)
+
+    def state(self) -> RecordedState:
+        return load_state(self.paths)
+
+    def close(self, applied_with: dict[str, Any] | None = None) -> Header | None:
+        """Fold what was journalled into the lockfile and release the lock."""
+        try:
+            if self._journal is not None:
+                self._journal.close()
+            self.header = fold(self.paths, self.campaign, applied_with)
+            return self.header
+        finally:
+            self.lock.release()
+
+    def abandon(self) -> None:
+        """Release the lock, leaving the journal for the next run to fold (used when folding fails)."""
+        if self._journal is not None:
+            self._journal.close()
+        self.lock.release()
+
+
+__all__ = [
+    "RecordedState",
+    "StatePaths",
+    "StateWriter",
+    "fold",
+    "load_state",
+    "read_records",
+]

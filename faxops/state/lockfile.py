@@ -1,0 +1,184 @@
+"""The lockfile: a campaign's recorded state, ``NAME.lock.json`` beside its manifest.
+
+It is one JSON document, written so that every recipient sits on its own line, sorted by number::
+
+    {
+      "format_version": 1,
+      "lineage": "...",
+      "serial": 7,
+      ...
+      "recipients": {
+        "+33142685300": {"attempts": [...], "status": "delivered"},
+        ...
+      }
+    }
+
+That keeps Git diffs one line per changed recipient, and lets faxops stream a million entries instead
+of building one huge object. A file edited by hand (other whitespace) is still read, just not streamed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from faxops.errors import StateError
+from faxops.state.files import atomic_write
+from faxops.state.records import Record
+
+FORMAT_VERSION = 1
+_RECIPIENTS_OPEN = b'  "recipients": {'
+
+
+@dataclass
+class Header:
+    """Everything in the lockfile except the recipients."""
+
+    lineage: str
+    serial: int = 0
+    campaign: str = ""
+    journal_seq: int = 0
+    applied_with: dict[str, Any] = field(default_factory=dict)
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "lineage": self.lineage,
+            "serial": self.serial,
+            "campaign": self.campaign,
+            "journal_seq": self.journal_seq,
+            "applied_with": self.applied_with,
+            "audit": self.audit,
+        }
+
+
+def _corrupt(path: Path, detail: str) -> StateError:
+    return StateError(
+        f"{path}: the lockfile is corrupt ({detail}); faxops will not overwrite it",
+        hint=(
+            "restore it from Git (`git checkout -- <lockfile>`) or a backup; sends recorded only in it "
+            "are otherwise forgotten and could be repeated"
+        ),
+    )
+
+
+def _header_from(path: Path, data: Any) -> Header:
+    if not isinstance(data, dict):
+        raise _corrupt(path, "not a JSON object")
+    version = data.get("format_version")
+    if version != FORMAT_VERSION:
+        raise StateError(
+            f"{path}: lockfile format_version {version!r} is not supported by this faxops "
+            f"(it reads version {FORMAT_VERSION})",
+            hint="upgrade faxops",
+        )
+    try:
+        return Header(
+            lineage=str(data["lineage"]),
+            serial=int(data["serial"]),
+            campaign=str(data.get("campaign", "")),
+            journal_seq=int(data.get("journal_seq", 0)),
+            applied_with=dict(data.get("applied_with") or {}),
+            audit=list(data.get("audit") or []),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _corrupt(path, f"bad header field {exc}") from None
+
+
+def read_header(path: Path) -> Header | None:
+    """The header only (cheap even for a million recipients); None when there is no lockfile."""
+    try:
+        fh = path.open("rb")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read the lockfile: {exc.strerror}") from None
+    with fh:
+        head = bytearray()
+        for line in fh:
+            if line.rstrip(b"\r\n") == _RECIPIENTS_OPEN:
+                try:
+                    return _header_from(path, orjson.loads(bytes(head).rstrip().rstrip(b",") + b"}"))
+                except orjson.JSONDecodeError:
+                    break
+            head += line
+    header, _ = _read_whole(path)
+    return header
+
+
+def _read_whole(path: Path) -> tuple[Header, dict[str, Record]]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError as exc:
+        raise _corrupt(path, f"invalid JSON: {exc}") from None
+    header = _header_from(path, data)
+    recipients = data.get("recipients")
+    if not isinstance(recipients, dict):
+        raise _corrupt(path, "no recipients object")
+    return header, recipients
+
+
+def iter_records(path: Path) -> Iterator[tuple[str, Record]]:
+    """Stream ``(number, record)`` in file order (sorted by number in files faxops wrote)."""
+    with path.open("rb") as fh:
+        for line in fh:
+            if line.rstrip(b"\r\n") == _RECIPIENTS_OPEN:
+                break
+        else:
+            yield from _read_whole(path)[1].items()
+            return
+        count = 0
+        for line_no, line in enumerate(fh, start=1):
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if stripped in (b"}", b"},"):
+                return
+            if not stripped.startswith(b'"'):
+                break
+            key_end = stripped.find(b'": ')
+            body = stripped[key_end + 3 :].rstrip(b",")
+            try:
+                item = stripped[1:key_end].decode(), orjson.loads(body)
+            except (orjson.JSONDecodeError, UnicodeDecodeError):
+                raise _corrupt(path, f"recipient entry {line_no} is not valid JSON") from None
+            count += 1
+            yield item
+        else:
+            raise _corrupt(path, "the file ends inside the recipients")
+    # Not in faxops' own layout (edited by hand?): read the whole document, skip what was yielded.
+    for index, item in enumerate(_read_whole(path)[1].items()):
+        if index >= count:
+            yield item
+
+
+def write_lockfile(path: Path, header: Header, records: Iterable[tuple[str, Record]]) -> int:
+    """Atomically write a lockfile; ``records`` must come sorted by number. Returns bytes written."""
+
+    def chunks() -> Iterator[bytes]:
+        head = orjson.dumps(header.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+        # Re-open the header object to append the recipients as the last key.
+        yield head[: head.rstrip().rfind(b"}")].rstrip() + b",\n" + _RECIPIENTS_OPEN + b"\n"
+        previous = None
+        first = True
+        buf: list[bytes] = []
+        for number, record in records:
+            if previous is not None and number <= previous:
+                raise ValueError(f"lockfile records out of order: {number} after {previous}")
+            previous = number
+            line = b'    "' + number.encode() + b'": ' + orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+            buf.append(line if first else b",\n" + line)
+            first = False
+            if len(buf) >= 4096:
+                yield b"".join(buf)
+                buf = []
+        buf.append(b"  }\n}\n" if first else b"\n  }\n}\n")
+        yield b"".join(buf)
+
+    return atomic_write(path, chunks(), mode=0o644)

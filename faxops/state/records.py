@@ -1,0 +1,171 @@
+"""Per-recipient records and how journal events change them. Pure functions, no I/O.
+
+A record is the JSON object stored for one number in the lockfile::
+
+    {"status": "delivered",
+     "attempts": [{"n": 1, "provider": "sandbox", "reference": "fx-...", "submitted_at": "...",
+                   "status": "delivered", "job_id": "sbx-...", "raw_status": "OK", ...}]}
+
+Events are the journal's lines. Applying the same event twice changes nothing, and a status update
+never moves an attempt backwards, so replaying a journal over a lockfile that already holds part of it
+is safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from faxops.domain import Status
+
+Record = dict[str, Any]
+Event = dict[str, Any]
+
+#: event types that name the numbers they touch in ``numbers``; ``status``/``resolve`` name one ``number``
+BATCH_EVENTS = frozenset({"intent", "accepted", "rejected", "not_sent", "unknown", "found"})
+
+
+def event_numbers(event: Event) -> list[str]:
+    if event["t"] in BATCH_EVENTS:
+        return list(event["numbers"])
+    if "number" in event:
+        return [event["number"]]
+    return []
+
+
+def counted_attempts(record: Record) -> int:
+    """Attempts that may have reached a provider (a request that certainly never left does not count)."""
+    return sum(1 for a in record.get("attempts", ()) if a.get("status") != Status.NOT_SENT)
+
+
+def _attempt(record: Record, reference: str) -> dict[str, Any] | None:
+    for attempt in reversed(record.get("attempts", ())):
+        if attempt.get("reference") == reference:
+            return attempt  # type: ignore[no-any-return]
+    return None
+
+
+def _set_status(attempt: dict[str, Any], status: Status, at: str | None, **extra: Any) -> bool:
+    """Move an attempt forward; refuse to move it back or out of a final state."""
+    current = Status(attempt.get("status", Status.PENDING))
+    if current.final or status.rank < current.rank:
+        return False
+    attempt["status"] = str(status)
+    if at:
+        attempt["updated_at"] = at
+    for key, value in extra.items():
+        if value is not None:
+            attempt[key] = value
+    return True
+
+
+def _apply_update(attempt: dict[str, Any], update: dict[str, Any], at: str | None) -> None:
+    _set_status(
+        attempt,
+        Status(update["status"]),
+        update.get("at") or at,
+        raw_status=update.get("raw"),
+        reason=update.get("reason"),
+        retryable=update.get("retryable"),
+        pages=update.get("pages"),
+    )
+
+
+def apply_event(number: str, record: Record | None, event: Event) -> Record:
+    """The record of ``number`` after ``event``."""
+    record = record if record is not None else {"attempts": []}
+    kind = event["t"]
+    at = event.get("at")
+    ref = event.get("ref")
+    attempt = _attempt(record, ref) if ref else None
+    if kind == "intent":
+        if attempt is None:
+            record["attempts"].append(
+                {
+                    "n": counted_attempts(record) + 1,
+                    "provider": event["provider"],
+                    "reference": ref,
+                    "submitted_at": at,
+                    "status": str(Status.PENDING),
+                    **({"reason": event["reason"]} if event.get("reason") else {}),
+                }
+            )
+    elif attempt is None:
+        pass  # an answer to an intent this lockfile never saw: nothing to attach it to
+    elif kind in ("accepted", "found"):
+        if event.get("job_id"):
+            attempt["job_id"] = event["job_id"]
+        rid = (event.get("ids") or {}).get(number)
+        if rid:
+            attempt["recipient_id"] = rid
+        attempt.pop("reason", None) if kind == "found" else None
+        _set_status(attempt, Status.QUEUED, at)
+        for update in event.get("updates", ()):
+            if update["number"] == number:
+                _apply_update(attempt, update, at)
+        if kind == "found":
+            attempt["reconciled"] = event.get("evidence") or "found at the provider"
+    elif kind == "rejected":
+        reason = ": ".join(p for p in (event.get("code"), event.get("message")) if p)
+        _set_status(attempt, Status.FAILED, at, reason=reason, retryable=bool(event.get("retryable")))
+        attempt["outcome"] = "rejected"
+    elif kind == "not_sent":
+        if Status(attempt["status"]) == Status.PENDING:
+            attempt["status"] = str(Status.NOT_SENT)
+            attempt["reason"] = event.get("reason")
+            attempt["updated_at"] = at
+    elif kind == "unknown":
+        if Status(attempt["status"]) == Status.PENDING:
+            attempt["reason"] = event.get("reason")
+    elif kind == "status":
+        _apply_update(attempt, event, at)
+    elif kind == "resolve":
+        attempt["resolved"] = {k: event[k] for k in ("by", "note", "at") if event.get(k)}
+        if event.get("sent"):
+            if event.get("job_id"):
+                attempt["job_id"] = event["job_id"]
+            _set_status(attempt, Status.QUEUED, at)
+        elif Status(attempt["status"]) == Status.PENDING:
+            attempt["status"] = str(Status.NOT_SENT)
+            attempt["reason"] = "resolved as not sent"
+    record["status"] = derive_status(record)
+    return record
+
+
+def derive_status(record: Record) -> str:
+    """A recipient's status is its latest attempt's, ignoring attempts that certainly never left."""
+    for attempt in reversed(record.get("attempts", ())):
+        if attempt.get("status") != Status.NOT_SENT:
+            return str(attempt["status"])
+    return str(Status.NOT_SENT)
+
+
+@dataclass(slots=True)
+class Summary:
+    """What the planner needs to know about a recorded recipient (a million of these must be cheap)."""
+
+    status: Status
+    attempts: int
+    retryable: bool | None = None
+    reason: str | None = None
+    reference: str | None = None  # of the latest attempt
+    job_id: str | None = None
+    provider: str | None = None
+    updated_at: str | None = None
+
+
+def summarise(record: Record) -> Summary:
+    attempts = record.get("attempts") or []
+    last = next((a for a in reversed(attempts) if a.get("status") != Status.NOT_SENT), None)
+    if last is None:
+        return Summary(Status.NOT_SENT, 0)
+    return Summary(
+        status=Status(record.get("status") or last["status"]),
+        attempts=counted_attempts(record),
+        retryable=last.get("retryable"),
+        reason=last.get("reason"),
+        reference=last.get("reference"),
+        job_id=last.get("job_id"),
+        provider=last.get("provider"),
+        updated_at=last.get("updated_at") or last.get("submitted_at"),
+    )
