@@ -119,7 +119,7 @@ def _read_whole(path: Path) -> tuple[Header, dict[str, Record]]:
         raise _corrupt(path, f"invalid JSON: {exc}") from None
     header = _header_from(path, data)
     recipients = data.get("recipients")
-    if not isinstance(recipients, dict):
+    if not isinstance(recipients, dict) or not all(isinstance(r, dict) for r in recipients.values()):
         raise _corrupt(path, "no recipients object")
     return header, recipients
 
@@ -143,10 +143,13 @@ def iter_records(path: Path) -> Iterator[tuple[str, Record]]:
             if not stripped.startswith(b'"'):
                 break
             key_end = stripped.find(b'": ')
-            body = stripped[key_end + 3 :].rstrip(b",")
             try:
-                item = stripped[1:key_end].decode(), orjson.loads(body)
-            except (orjson.JSONDecodeError, UnicodeDecodeError):
+                if key_end < 0:
+                    raise ValueError("no key")
+                item = stripped[1:key_end].decode(), orjson.loads(stripped[key_end + 3 :].rstrip(b","))
+                if not isinstance(item[1], dict):
+                    raise ValueError("not an object")
+            except (ValueError, UnicodeDecodeError):  # orjson.JSONDecodeError is a ValueError
                 raise _corrupt(path, f"recipient entry {line_no} is not valid JSON") from None
             count += 1
             yield item

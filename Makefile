@@ -1,0 +1,45 @@
+# faxops: `make demo` runs the example campaign on the sandbox, `make test` runs every check.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
+
+.PHONY: demo test lint typecheck unit schemas bench chaos clean
+
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -e '.[dev]'
+	touch $@ $(VENV)/.runtime
+
+demo: $(VENV)/.runtime
+	$(BIN)/faxops validate campaigns/example.yaml
+	$(BIN)/faxops plan campaigns/example.yaml
+	$(BIN)/faxops apply campaigns/example.yaml --auto-approve
+	$(BIN)/faxops status campaigns/example.yaml
+	@echo "Every fax the sandbox 'sent' is one line of campaigns/.faxops/sandbox/sent.jsonl."
+
+test: lint typecheck unit
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check faxops tests bench
+	$(BIN)/ruff format --check faxops tests bench
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+unit: $(VENV)/.dev
+	$(BIN)/pytest
+
+schemas: $(VENV)/.runtime
+	$(BIN)/faxops schema > schemas/campaign.schema.json
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/run.py
+
+clean:
+	rm -rf $(VENV) campaigns/*.lock.json campaigns/*.journal campaigns/.*.state-lock campaigns/.faxops bench/work

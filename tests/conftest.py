@@ -1,0 +1,144 @@
+"""Shared fixtures: temporary campaigns built the way a user would write them, and a CLI runner."""
+
+from __future__ import annotations
+
+import io
+import json
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pypdf import PdfWriter
+
+from faxops.cli import main
+
+DEFAULT_ROWS = [
+    ("+49 30 12345678", "Kanzlei Berger"),
+    ("+33 1 42 68 53 00", "Cabinet Lemaire"),
+    ("+44 20 7946 0123", "Harrow & Finch"),
+    ("+1 202 555 0123", "Capitol Title"),
+    ("030 90182000", "Praxis Mitte"),
+]
+
+
+def write_pdf(path: Path, pages: int = 2) -> Path:
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=595, height=842)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as fh:
+        writer.write(fh)
+    return path
+
+
+def write_csv(path: Path, rows: list[tuple[str, str]], header: str = "fax,company") -> Path:
+    lines = [header] + [f"{n},{c}" for n, c in rows]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@dataclass
+class CampaignDir:
+    """A campaign directory with a manifest, a PDF and a CSV list."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "campaign.yaml"
+
+    @property
+    def lockfile(self) -> Path:
+        return self.root / "campaign.lock.json"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "campaign.journal"
+
+    @property
+    def csv(self) -> Path:
+        return self.root / "recipients.csv"
+
+    @property
+    def sent_log(self) -> Path:
+        return self.root / ".faxops" / "sandbox" / "sent.jsonl"
+
+    def sent(self) -> list[dict[str, object]]:
+        if not self.sent_log.exists():
+            return []
+        return [json.loads(line) for line in self.sent_log.read_text().splitlines()]
+
+    def sent_numbers(self) -> list[str]:
+        return sorted(str(r["number"]) for r in self.sent())
+
+    def lock_data(self) -> dict[str, object]:
+        return json.loads(self.lockfile.read_text())  # type: ignore[no-any-return]
+
+    def write_manifest(self, text: str) -> Path:
+        self.manifest.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+        return self.manifest
+
+
+MANIFEST = """
+campaign:
+  name: test-campaign
+provider:
+  type: sandbox
+  outcomes: {outcomes}
+  latency: {latency}
+documents:
+  - letter.pdf
+recipients:
+  default_region: DE
+  files:
+    - path: recipients.csv
+      columns: {{number: fax, name: company}}
+retry:
+  max_attempts: 3
+"""
+
+
+@pytest.fixture
+def make_campaign(tmp_path: Path) -> Callable[..., CampaignDir]:
+    def make(
+        rows: list[tuple[str, str]] | None = None,
+        *,
+        outcomes: dict[str, str] | None = None,
+        latency: str = "0s",
+        manifest: str | None = None,
+    ) -> CampaignDir:
+        camp = CampaignDir(tmp_path)
+        write_pdf(tmp_path / "letter.pdf", pages=2)
+        write_csv(camp.csv, DEFAULT_ROWS if rows is None else rows)
+        text = manifest or MANIFEST.format(outcomes=json.dumps(outcomes or {}), latency=latency)
+        camp.write_manifest(text)
+        return camp
+
+    return make
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> dict[str, object]:
+        return json.loads(self.out)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """Run ``faxops ARGS`` in-process, as a user would from a shell without a terminal."""
+
+    def run(*args: object, stdin: str = "") -> Result:
+        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
