@@ -264,9 +264,13 @@ class Manifest(StrictModel):
     campaign: CampaignMeta
     provider: ProviderSpec = Field(default_factory=SandboxSettings)
     sender: SenderSpec = Field(default_factory=SenderSpec)
-    documents: list[Annotated[DocumentSpec, BeforeValidator(_document_shorthand)]] = Field(min_length=1)
+    documents: list[
+        Annotated[DocumentSpec, BeforeValidator(_document_shorthand, json_schema_input_type=str | DocumentSpec)]
+    ] = Field(min_length=1, description="Documents to fax, in order: paths, or {path, name}.")
     recipients: RecipientsSpec
-    suppress: list[Annotated[SuppressFile, BeforeValidator(_suppress_shorthand)]] = Field(default_factory=list)
+    suppress: list[
+        Annotated[SuppressFile, BeforeValidator(_suppress_shorthand, json_schema_input_type=str | SuppressFile)]
+    ] = Field(default_factory=list, description="Lists of numbers never to send to.")
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     retry: RetrySpec = Field(default_factory=RetrySpec)
     reporting: list[ReportTarget] = Field(default_factory=list)

@@ -104,8 +104,9 @@ def test_literal_secret_is_refused(make_campaign: Make, cli: Cli) -> None:
 
 def test_unquoted_number_in_yaml(make_campaign: Make, cli: Cli) -> None:
     camp, before = _applied(make_campaign, cli)
-    camp.manifest.write_text(camp.manifest.read_text().replace(
-        "  files:", "  inline:\n    - number: +4930123456\n  files:"))
+    camp.manifest.write_text(
+        camp.manifest.read_text().replace("  files:", "  inline:\n    - number: +4930123456\n  files:")
+    )
     result = cli("plan", camp.manifest)
     _assert_refused(camp, result, before, "recipients.inline[0].number", "quotes")
 
@@ -130,8 +131,9 @@ def test_every_problem_is_reported_at_once(make_campaign: Make, cli: Cli) -> Non
     assert "campaign.colour: unknown key" in result.err
     assert "retry.max_attempts" in result.err
     # document problems come from the second stage, after the schema is right
-    camp.manifest.write_text(camp.manifest.read_text().replace("\n  colour: red", "").replace(
-        "max_attempts: 0", "max_attempts: 2"))
+    camp.manifest.write_text(
+        camp.manifest.read_text().replace("\n  colour: red", "").replace("max_attempts: 0", "max_attempts: 2")
+    )
     result = cli("validate", camp.manifest)
     assert "documents[0].path: document not found" in result.err
 

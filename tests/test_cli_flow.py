@@ -65,8 +65,15 @@ def test_plan_json_is_the_only_thing_on_stdout(make_campaign: Make, cli: Cli) ->
     assert result.code == 0
     doc = json.loads(result.out)
     assert doc["format_version"] == 1
-    assert doc["summary"] == {"send": 1, "retry": 0, "unknown": 0, "unchanged": 0, "skip": 1, "pages": 2,
-                              "duplicates": 1}
+    assert doc["summary"] == {
+        "send": 1,
+        "retry": 0,
+        "unknown": 0,
+        "unchanged": 0,
+        "skip": 1,
+        "pages": 2,
+        "duplicates": 1,
+    }
     skip = next(a for a in doc["actions"] if a["action"] == "skip")
     assert skip["number"] == "bogus"
     assert skip["source"] == "recipients.csv:3"

@@ -8,6 +8,7 @@ into a new lockfile (atomic replace) at the start and end of its run.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -191,15 +192,17 @@ class StateWriter:
             self.lock.release()
             raise
         self._journal: Journal | None = None
+        self._journal_lock = threading.Lock()
 
     @property
     def journal(self) -> Journal:
         """The journal, created on first use so that a run that sends nothing leaves no trace."""
-        if self._journal is None:
-            lineage = self.header.lineage if self.header else str(uuid.uuid4())
-            next_seq = (self.header.journal_seq if self.header else 0) + 1
-            self._journal = Journal(self.paths.journal, lineage, next_seq)
-        return self._journal
+        with self._journal_lock:  # the first sends race to create it; two journals would reuse sequence numbers
+            if self._journal is None:
+                lineage = self.header.lineage if self.header else str(uuid.uuid4())
+                next_seq = (self.header.journal_seq if self.header else 0) + 1
+                self._journal = Journal(self.paths.journal, lineage, next_seq)
+            return self._journal
 
     def record(self, event: Event) -> int:
         return self.journal.append(event)

@@ -79,8 +79,11 @@ def apply_event(number: str, record: Record | None, event: Event) -> Record:
     ref = event.get("ref")
     attempt = _attempt(record, ref) if ref else None
     if kind == "intent":
-        if attempt is None:
-            record["attempts"].append(
+        attempts = record["attempts"]
+        # Replaying the same intent is a no-op; a resend after "proven not sent" reuses the reference
+        # (it is derived from the attempt number) and is a new attempt.
+        if not (attempts and attempts[-1] is attempt and attempt.get("status") == Status.PENDING):
+            attempts.append(
                 {
                     "n": counted_attempts(record) + 1,
                     "provider": event["provider"],
@@ -98,7 +101,8 @@ def apply_event(number: str, record: Record | None, event: Event) -> Record:
         rid = (event.get("ids") or {}).get(number)
         if rid:
             attempt["recipient_id"] = rid
-        attempt.pop("reason", None) if kind == "found" else None
+        if kind == "found":
+            attempt.pop("reason", None)
         _set_status(attempt, Status.QUEUED, at)
         for update in event.get("updates", ()):
             if update["number"] == number:

@@ -1,0 +1,115 @@
+"""Real processes, really interrupted: Ctrl-C, kill -9 and a concurrent apply."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tests.conftest import CampaignDir, Result
+
+Cli = Callable[..., Result]
+Make = Callable[..., CampaignDir]
+
+
+def _rows(n: int) -> list[tuple[str, str]]:
+    return [(f"+4930{1000000 + i}", f"R{i}") for i in range(n)]
+
+
+def _start_apply(camp: CampaignDir, *extra: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "faxops", "apply", str(camp.manifest), "--auto-approve", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+
+
+def _wait_for_sent(camp: CampaignDir, count: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(camp.sent()) >= count or proc.poll() is not None:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"fewer than {count} sends after {timeout}s")
+
+
+def _check_exactly_once(camp: CampaignDir, expected: int) -> None:
+    sent = camp.sent()
+    numbers = [str(s["number"]) for s in sent]
+    assert len(numbers) == len(set(numbers)) == expected, "a recipient was faxed twice (or not at all)"
+    records = camp.lock_data()["recipients"]
+    assert isinstance(records, dict)
+    recorded_jobs = {a["job_id"] for r in records.values() for a in r["attempts"] if "job_id" in a}
+    issued_jobs = {str(s["job_id"]) for s in sent}
+    assert recorded_jobs == issued_jobs, "a job ID was lost, or recorded without being issued"
+
+
+def test_concurrent_apply_is_refused_with_the_holder(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign(_rows(30), latency="100ms")
+    proc = _start_apply(camp, "--parallelism", "1")
+    try:
+        _wait_for_sent(camp, 1, proc)
+        second = cli("apply", camp.manifest, "--auto-approve")
+        assert second.code == 3
+        assert "locked" in second.err
+        assert f"pid {proc.pid}" in second.err
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err.decode()
+    assert b"interrupted" in err
+    # The interrupted run finished what was in flight and saved it; the rest follows on the next run.
+    done = len(camp.sent())
+    assert 0 < done < 30
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    _check_exactly_once(camp, 30)
+
+
+def test_kill_9_at_random_moments_never_duplicates_or_loses(make_campaign: Make, cli: Cli) -> None:
+    seed = int(os.environ.get("FAXOPS_CHAOS_SEED", random.randrange(1 << 30)))
+    rng = random.Random(seed)
+    total = 60
+    camp = make_campaign(_rows(total), latency="20ms")
+    kills = 0
+    for _ in range(40):
+        proc = _start_apply(camp, "--parallelism", "4")
+        target = len(camp.sent()) + rng.randint(1, 8)
+        _wait_for_sent(camp, target, proc)
+        time.sleep(rng.random() * 0.02)
+        if proc.poll() is None:
+            proc.kill()
+            kills += 1
+        proc.communicate(timeout=30)
+        if cli("plan", camp.manifest, "--detailed-exitcode").code == 0:
+            break
+    final = cli("apply", camp.manifest, "--auto-approve")
+    assert final.code == 0, f"seed {seed}: {final.err}"
+    assert kills >= 3, f"seed {seed}: the runs finished too fast to be killed"
+    try:
+        _check_exactly_once(camp, total)
+    except AssertionError as exc:
+        raise AssertionError(f"seed {seed}, {kills} kills: {exc}") from None
+    plan = cli("plan", camp.manifest, "--json")
+    assert json.loads(plan.out)["summary"]["send"] == 0
+
+
+def test_full_disk_refuses_to_send(make_campaign: Make, cli: Cli, tmp_path: Path) -> None:
+    camp = make_campaign()
+    # A read-only campaign directory: the journal cannot be created, so nothing may be sent.
+    os.chmod(camp.root, 0o555)
+    try:
+        if os.access(camp.root, os.W_OK):  # root ignores permissions; nothing to test then
+            return
+        result = cli("apply", camp.manifest, "--auto-approve")
+    finally:
+        os.chmod(camp.root, 0o755)
+    assert result.code == 1
+    assert camp.sent() == []
