@@ -19,8 +19,8 @@ from faxops.errors import StateError
 from faxops.state.files import fsync_dir
 from faxops.state.journal import Journal, JournalContents, iter_events_after, read_journal
 from faxops.state.lock import StateLock
-from faxops.state.lockfile import Header, iter_records, read_header, write_lockfile
-from faxops.state.records import Event, Record, Summary, apply_event, event_numbers, summarise
+from faxops.state.lockfile import Header, parse_record, iter_raw_records, iter_records, read_header, write_lockfile
+from faxops.state.records import Event, Record, Summary, apply_event, event_numbers, summarise, summarise_raw
 
 
 @dataclass(frozen=True)
@@ -81,11 +81,15 @@ def load_state(paths: StatePaths) -> RecordedState:
     by_number = _group(events)
     summaries: dict[str, Summary] = {}
     if header is not None:
-        for number, record in iter_records(paths.lockfile):
+        for number, raw in iter_raw_records(paths.lockfile):
             pending = by_number.pop(number, None)
-            if pending:
-                record = _fold_record(number, record, pending)
-            summaries[number] = summarise(record)
+            summary = summarise_raw(raw) if pending is None and isinstance(raw, bytes) else None
+            if summary is None:
+                record = raw if isinstance(raw, dict) else parse_record(paths.lockfile, raw)
+                if pending:
+                    record = _fold_record(number, record, pending)
+                summary = summarise(record)
+            summaries[number] = summary
     for number, pending in by_number.items():
         summaries[number] = summarise(_fold_record(number, None, pending))
     last_seq = max((int(e["seq"]) for e in events), default=header.journal_seq if header else 0)

@@ -126,6 +126,23 @@ def _read_whole(path: Path) -> tuple[Header, dict[str, Record]]:
 
 def iter_records(path: Path) -> Iterator[tuple[str, Record]]:
     """Stream ``(number, record)`` in file order (sorted by number in files faxops wrote)."""
+    for number, raw in iter_raw_records(path):
+        yield number, raw if isinstance(raw, dict) else parse_record(path, raw)
+
+
+def parse_record(path: Path, raw: bytes) -> Record:
+    try:
+        record = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _corrupt(path, f"recipient entry {raw[:40]!r}... is not valid JSON") from None
+    if not isinstance(record, dict):
+        raise _corrupt(path, "a recipient entry is not an object")
+    return record  # type: ignore[no-any-return]
+
+
+def iter_raw_records(path: Path) -> Iterator[tuple[str, bytes | Record]]:
+    """Like ``iter_records`` but leaves each record as its JSON bytes where the file is in faxops'
+    layout, so that a reader that only needs a record's status need not parse a million of them."""
     with path.open("rb") as fh:
         for line in fh:
             if line.rstrip(b"\r\n") == _RECIPIENTS_OPEN:
@@ -142,17 +159,11 @@ def iter_records(path: Path) -> Iterator[tuple[str, Record]]:
                 return
             if not stripped.startswith(b'"'):
                 break
-            key_end = stripped.find(b'": ')
-            try:
-                if key_end < 0:
-                    raise ValueError("no key")
-                item = stripped[1:key_end].decode(), orjson.loads(stripped[key_end + 3 :].rstrip(b","))
-                if not isinstance(item[1], dict):
-                    raise ValueError("not an object")
-            except (ValueError, UnicodeDecodeError):  # orjson.JSONDecodeError is a ValueError
-                raise _corrupt(path, f"recipient entry {line_no} is not valid JSON") from None
+            key_end = stripped.find(b'": {')
+            if key_end < 0 or not stripped.endswith((b"}", b"},")):
+                raise _corrupt(path, f"recipient entry {line_no} is not valid JSON")
             count += 1
-            yield item
+            yield stripped[1:key_end].decode("utf-8", "replace"), stripped[key_end + 3 :].rstrip(b",")
         else:
             raise _corrupt(path, "the file ends inside the recipients")
     # Not in faxops' own layout (edited by hand?): read the whole document, skip what was yielded.

@@ -144,7 +144,7 @@ def derive_status(record: Record) -> str:
     return str(Status.NOT_SENT)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True)  # not frozen (4x cheaper to build); shared instances must never be mutated
 class Summary:
     """What the planner needs to know about a recorded recipient (a million of these must be cheap)."""
 
@@ -173,3 +173,26 @@ def summarise(record: Record) -> Summary:
         provider=last.get("provider"),
         updated_at=last.get("updated_at") or last.get("submitted_at"),
     )
+
+
+_SETTLED = {status: f',"status":"{status}"}}'.encode() for status in (Status.DELIVERED, Status.QUEUED, Status.SENDING)}
+_SHARED: dict[tuple[Status, int], Summary] = {}
+
+
+def summarise_raw(raw: bytes) -> Summary | None:
+    """The summary of a settled record straight from its JSON bytes, or None when it must be parsed.
+
+    A warm plan of a million recipients is mostly delivered records; parsing each to learn only that is
+    most of the plan's time. ``status`` is the last top-level key (keys are sorted), and ``"n":`` can
+    only occur as an attempt's key (a quote inside a JSON string is escaped), so counting it is exact.
+    Equal summaries are shared, which also keeps a million of them small.
+    """
+    for status, suffix in _SETTLED.items():
+        if raw.endswith(suffix):
+            attempts = raw.count(b'"n":') - raw.count(b'"status":"not_sent"')
+            key = (status, attempts)
+            summary = _SHARED.get(key)
+            if summary is None:
+                summary = _SHARED.setdefault(key, Summary(status, attempts))
+            return summary
+    return None
