@@ -28,15 +28,19 @@ def main() -> None:
     writer.close(campaign.applied_with())
     fold_seconds = time.perf_counter() - fold_started
     sent = report.outcomes["accepted"]
-    print(json.dumps({
-        "sent": sent,
-        "apply_seconds": round(sent_seconds, 2),
-        "sent_per_second": round(sent / sent_seconds, 1),
-        "journal_bytes": journal.bytes_written,
-        "journal_bytes_per_send": round(journal.bytes_written / max(1, sent), 1),
-        "journal_events": journal.events_written,
-        "fold_seconds": round(fold_seconds, 2),
-    }))
+    print(
+        json.dumps(
+            {
+                "sent": sent,
+                "apply_seconds": round(sent_seconds, 2),
+                "sent_per_second": round(sent / sent_seconds, 1),
+                "journal_bytes": journal.bytes_written,
+                "journal_bytes_per_send": round(journal.bytes_written / max(1, sent), 1),
+                "journal_events": journal.events_written,
+                "fold_seconds": round(fold_seconds, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -127,23 +127,10 @@ def make_plan(
     first_source: dict[str, str] = {}
     get_summary = state.get
     for candidate in candidates:
-        # The common case of a large warm plan, kept to a few dictionary look-ups.
-        summary = get_summary(candidate.number) if type(candidate) is Recipient else None
-        if summary is not None and summary.status in settled and candidate.number not in first_source:
-            if candidate.number not in suppressed:
-                first_source[candidate.number] = candidate.source
-                unchanged.append(
-                    PlannedAction(Action.UNCHANGED, candidate.number, None, None, None, candidate.source,
-                                  settled[summary.status])
-                )
-                continue
         if isinstance(candidate, Invalid):
             groups[Action.SKIP].append(
                 PlannedAction(
-                    Action.SKIP,
-                    candidate.raw,
-                    reason=f"invalid number: {candidate.reason}",
-                    source=candidate.source,
+                    Action.SKIP, candidate.raw, reason=f"invalid number: {candidate.reason}", source=candidate.source
                 )
             )
             continue
@@ -154,8 +141,15 @@ def make_plan(
                 plan.duplicate_samples.append(Duplicate(number, candidate.source, first_source[number]))
             continue
         first_source[number] = candidate.source
-        groups_action = _decide(candidate, state.get(number), suppressed.get(number), max_attempts)
-        groups[groups_action.action].append(groups_action)
+        summary = get_summary(number)
+        if summary is not None and summary.status in settled and number not in suppressed:
+            # The common case of a large warm plan, kept to a few dictionary look-ups.
+            unchanged.append(
+                PlannedAction(Action.UNCHANGED, number, None, None, None, candidate.source, settled[summary.status])
+            )
+            continue
+        planned = _decide(candidate, summary, suppressed.get(number), max_attempts)
+        groups[planned.action].append(planned)
     plan.not_in_manifest = sum(1 for number in state if number not in first_source)
     return plan
 

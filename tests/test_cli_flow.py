@@ -191,5 +191,5 @@ def test_unknown_outcome_is_never_resent_blindly(make_campaign: Make, cli: Cli) 
     assert "1 found at the provider" in second.out
     assert camp.sent_numbers().count("+33142685300") == 1
     records = camp.lock_data()["recipients"]
-    assert records["+33142685300"]["status"] == "delivered"  # type: ignore[index]
-    assert records["+33142685300"]["attempts"][0]["job_id"].startswith("sbx-")  # type: ignore[index]
+    assert records["+33142685300"]["status"] == "delivered"
+    assert records["+33142685300"]["attempts"][0]["job_id"].startswith("sbx-")

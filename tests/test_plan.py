@@ -23,7 +23,7 @@ def test_golden_actions() -> None:
         "+9": Summary(Status.FAILED, 1, retryable=True, reason="busy"),
         "+99": Summary(Status.DELIVERED, 1),  # no longer in the manifest
     }
-    candidates = [
+    candidates: list[Recipient | Invalid] = [
         _r("+1"),
         _r("+2"),
         _r("+3"),

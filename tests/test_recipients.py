@@ -146,8 +146,13 @@ def test_number_cache_remembers_across_runs(tmp_path: Path, monkeypatch: pytest.
     assert out[0].number == "+493012345678"
     assert isinstance(out[1], Invalid)
 
-    calls: list[str] = []
-    monkeypatch.setattr("faxops.recipients._normalise_chunk", lambda keys: calls.append("x") or [])
+    calls: list[object] = []
+
+    def spy(keys: list[tuple[str, str | None]]) -> list[str | None]:
+        calls.append(keys)
+        return []
+
+    monkeypatch.setattr("faxops.recipients._normalise_chunk", spy)
     warm = NumberCache(path)
     assert warm.resolve(rows, workers=1) == ["+493012345678", None]
     assert calls == []  # a warm run never calls phonenumbers

@@ -19,7 +19,7 @@ from faxops.errors import StateError
 from faxops.state.files import fsync_dir
 from faxops.state.journal import Journal, JournalContents, iter_events_after, read_journal
 from faxops.state.lock import StateLock
-from faxops.state.lockfile import Header, parse_record, iter_raw_records, iter_records, read_header, write_lockfile
+from faxops.state.lockfile import Header, iter_raw_records, iter_records, parse_record, read_header, write_lockfile
 from faxops.state.records import Event, Record, Summary, apply_event, event_numbers, summarise, summarise_raw
 
 

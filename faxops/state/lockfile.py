@@ -137,7 +137,7 @@ def parse_record(path: Path, raw: bytes) -> Record:
         raise _corrupt(path, f"recipient entry {raw[:40]!r}... is not valid JSON") from None
     if not isinstance(record, dict):
         raise _corrupt(path, "a recipient entry is not an object")
-    return record  # type: ignore[no-any-return]
+    return record
 
 
 def iter_raw_records(path: Path) -> Iterator[tuple[str, bytes | Record]]:
@@ -195,4 +195,4 @@ def write_lockfile(path: Path, header: Header, records: Iterable[tuple[str, Reco
         buf.append(b"  }\n}\n" if first else b"\n  }\n}\n")
         yield b"".join(buf)
 
-    return atomic_write(path, chunks(), mode=0o644)
+    return atomic_write(path, chunks(), mode=0o600)
