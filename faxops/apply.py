@@ -32,7 +32,7 @@ from faxops.errors import (
 )
 from faxops.plan import Plan, PlannedAction
 from faxops.state import StateWriter
-from faxops.state.journal import now_iso, rescue
+from faxops.state.journal import iso, now_iso, rescue
 from faxops.state.records import Event
 
 #: consecutive provider-unavailable answers after which the run stops instead of hammering it
@@ -59,7 +59,7 @@ def updates_json(updates: Sequence[StatusUpdate]) -> list[dict[str, object]]:
             if value is not None:
                 item[key] = value
         if u.at is not None:
-            item["at"] = u.at.isoformat(timespec="milliseconds")
+            item["at"] = iso(u.at)
         out.append(item)
     return out
 

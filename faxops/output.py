@@ -122,17 +122,21 @@ class Output:
             style = _STYLE[action]
             out.print(f"  [{style}]{action.symbol} {_TITLE[action]}[/] ({len(group)})")
             shown = group if details else group[:limit]
+            rows = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+            for _ in range(4):
+                rows.add_column(no_wrap=True)
             for item in shown:
-                parts = [f"[{style}]{action.symbol}[/] {escape(item.number)}"]
-                if item.recipient is not None and item.recipient.name:
-                    parts.append(escape(item.recipient.name))
-                if action == Action.RETRY and item.attempt:
-                    parts.append(f"attempt {item.attempt}")
+                name = item.recipient.name if item.recipient is not None and item.recipient.name else ""
+                detail = f"attempt {item.attempt}" if action == Action.RETRY and item.attempt else ""
                 if item.reason:
-                    parts.append(f"[dim]{escape(item.reason)}[/]")
-                if item.source:
-                    parts.append(f"[dim]{escape(item.source)}[/]")
-                out.print("      " + "  ".join(parts))
+                    detail = f"{detail}  {item.reason}".strip()
+                rows.add_row(
+                    f"      [{style}]{action.symbol}[/] {escape(item.number)}",
+                    escape(name),
+                    f"[dim]{escape(detail)}[/]",
+                    f"[dim]{escape(item.source or '')}[/]",
+                )
+            out.print(rows)
             if len(shown) < len(group):
                 out.print(f"      [dim]… and {len(group) - len(shown)} more (--details lists all)[/]")
             out.print()
@@ -292,7 +296,9 @@ class ApplyProgress:
             if self._progress is not None:
                 note = "" if result.outcome == "accepted" else f"last: {result.outcome}"
                 self._progress.update(self._task, advance=len(result.numbers), note=note)
-            elif self.total and self.done / self.total >= self._next_mark:
+                return
+            # No terminal (CI, cron): a line every 10 %, for runs long enough to need one.
+            if self.total >= 1000 and self.done / self.total >= self._next_mark:
                 self.output.err.print(f"sent {self.done}/{self.total} ({self.done * 100 // self.total}%)")
                 while self._next_mark <= self.done / self.total:
                     self._next_mark += 0.1

@@ -24,6 +24,7 @@ from faxops.domain import Receipt, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError, RejectedError
 from faxops.fields import Duration
 from faxops.providers.base import Lookup, Provider, ProviderContext, ProviderSettings
+from faxops.state.journal import iso
 
 Outcome = Literal["delivered", "busy", "no_answer", "not_fax", "invalid", "rejected", "timeout"]
 
@@ -113,7 +114,7 @@ class SandboxProvider(Provider):
         for recipient in submission.recipients:
             outcome = outcomes[recipient.number]
             record = {
-                "at": now.isoformat(timespec="milliseconds"),
+                "at": iso(now),
                 "campaign": submission.campaign,
                 "job_id": job_id,
                 "reference": submission.reference,

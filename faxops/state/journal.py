@@ -30,8 +30,13 @@ from faxops.state.files import fsync_dir
 from faxops.state.records import Event
 
 
+def iso(moment: datetime) -> str:
+    """Timestamps in state files: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return iso(datetime.now(UTC))
 
 
 @dataclass(frozen=True)
