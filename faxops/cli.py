@@ -106,6 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
     p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION")
 
+    p = sub.add_parser("resolve", help="decide a send of unknown outcome that the provider cannot settle")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("number", metavar="NUMBER", help="the recipient, as E.164 (+4930...)")
+    how = p.add_mutually_exclusive_group(required=True)
+    how.add_argument("--sent", metavar="JOB_ID", help="it was sent: record this job ID")
+    how.add_argument("--not-sent", action="store_true", help="it was not sent: the next apply sends it")
+    p.add_argument("--note", default="", help="why you know (kept in the lockfile's audit trail)")
+    p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION")
+
     p = sub.add_parser("force-unlock", help="remove a state lock left by a process that is gone")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
     p.add_argument("lock_id", metavar="LOCK_ID")
@@ -442,6 +451,46 @@ def cmd_reconcile(args: argparse.Namespace, output: Any) -> int:
     return _held_exit(report.held_count)
 
 
+def cmd_resolve(args: argparse.Namespace, output: Any) -> int:
+    from faxops.manifest import load_manifest
+    from faxops.state import StatePaths, StateWriter
+    from faxops.state.journal import now_iso
+    from faxops.state.lock import LockInfo
+
+    loaded = load_manifest(args.manifest)
+    writer = StateWriter(
+        StatePaths.for_manifest(args.manifest), loaded.name, operation="resolve", lock_timeout=args.lock_timeout
+    )
+    try:
+        summary = writer.state().summaries.get(args.number)
+        if summary is None or summary.status != "pending":
+            what = "is not in the recorded state" if summary is None else f"is {summary.status}, not unknown"
+            raise InputError(
+                f"{args.number} {what}; only sends of unknown outcome can be resolved",
+                hint="`faxops plan` lists them under `? unknown`",
+            )
+        info: LockInfo | None = writer.lock.info
+        writer.record(
+            {
+                "t": "resolve",
+                "ref": summary.reference,
+                "number": args.number,
+                "sent": bool(args.sent),
+                "job_id": args.sent,
+                "note": args.note,
+                "by": f"{info.who}@{info.host}" if info else "?",
+                "at": now_iso(),
+            }
+        )
+    except BaseException:
+        _close_quietly(writer, output)
+        raise
+    writer.close()
+    verdict = f"sent as job {args.sent}" if args.sent else "not sent; the next apply sends it"
+    output.line(f"Recorded {args.number}: {verdict}.")
+    return EXIT_OK
+
+
 def cmd_force_unlock(args: argparse.Namespace, output: Any) -> int:
     from faxops.state import StatePaths
     from faxops.state.lock import force_unlock
@@ -464,6 +513,7 @@ _COMMANDS = {
     "apply": cmd_apply,
     "status": cmd_status,
     "reconcile": cmd_reconcile,
+    "resolve": cmd_resolve,
     "force-unlock": cmd_force_unlock,
     "schema": cmd_schema,
 }

@@ -193,3 +193,22 @@ def test_unknown_outcome_is_never_resent_blindly(make_campaign: Make, cli: Cli) 
     records = camp.lock_data()["recipients"]
     assert records["+33142685300"]["status"] == "delivered"
     assert records["+33142685300"]["attempts"][0]["job_id"].startswith("sbx-")
+
+
+def test_a_person_resolves_a_held_send_and_it_is_audited(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign(outcomes={"+33142685300": "timeout", "+12025550123": "timeout"})
+    cli("apply", camp.manifest, "--auto-approve")
+    # Pretend the provider's records are gone: nothing can be looked up, so a person decides.
+    camp.sent_log.unlink()
+    assert cli("resolve", camp.manifest, "+4930999999", "--not-sent").code == 1
+    first = cli("resolve", camp.manifest, "+33142685300", "--sent", "JOB-77", "--note", "provider portal shows it")
+    assert first.code == 0, first.err
+    assert cli("resolve", camp.manifest, "+12025550123", "--not-sent").code == 0
+    plan = cli("plan", camp.manifest, "--json").json
+    actions = {a["number"]: a["action"] for a in plan["actions"]}
+    assert actions["+33142685300"] == "unchanged"
+    assert actions["+12025550123"] == "send"
+    lock = camp.lock_data()
+    assert [a["number"] for a in lock["audit"]] == ["+33142685300", "+12025550123"]
+    assert lock["audit"][0]["note"] == "provider portal shows it"
+    assert lock["recipients"]["+33142685300"]["attempts"][0]["job_id"] == "JOB-77"
