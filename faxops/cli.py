@@ -120,6 +120,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("lock_id", metavar="LOCK_ID")
 
     sub.add_parser("schema", help="print the JSON schema of campaign manifests")
+
+    p = sub.add_parser("simulate", help="run a loopback simulator of a provider API (try faxops without an account)")
+    p.add_argument("provider", metavar="TYPE", help="provider type, e.g. retarus")
+    p.add_argument("--port", type=int, default=8025, help="port on 127.0.0.1 (default 8025)")
     return parser
 
 
@@ -507,6 +511,25 @@ def cmd_schema(args: argparse.Namespace, output: Any) -> int:
     return EXIT_OK
 
 
+def cmd_simulate(args: argparse.Namespace, output: Any) -> int:
+    from faxops.testing import SIMULATORS
+
+    if args.provider not in SIMULATORS:
+        raise InputError(f"no simulator for {args.provider!r} (there are: {', '.join(sorted(SIMULATORS))})")
+    sim = SIMULATORS[args.provider](port=args.port).start()
+    output.line(f"{args.provider} simulator listening on {sim.url}")
+    output.line(f"Point a manifest at it with `provider: {{type: {args.provider}, base_url: {sim.url}, ...}}`;")
+    output.line("see campaigns/ for an example per provider. Control it under /_sim/ (faults, outcomes, advance).")
+    output.line("Press Ctrl-C to stop.")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return EXIT_OK
+
+
 _COMMANDS = {
     "validate": cmd_validate,
     "plan": cmd_plan,
@@ -516,4 +539,5 @@ _COMMANDS = {
     "resolve": cmd_resolve,
     "force-unlock": cmd_force_unlock,
     "schema": cmd_schema,
+    "simulate": cmd_simulate,
 }

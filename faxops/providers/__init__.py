@@ -6,11 +6,13 @@ one simulator in ``faxops.testing``; the shared test battery then covers it.
 
 from __future__ import annotations
 
-from faxops.providers.base import Lookup, Provider, ProviderContext, ProviderSettings
+from faxops.providers.base import JobRef, Lookup, Provider, ProviderContext, ProviderSettings
+from faxops.providers.retarus import RetarusProvider
 from faxops.providers.sandbox import SandboxProvider
 
 REGISTRY: dict[str, type[Provider]] = {
     "sandbox": SandboxProvider,
+    "retarus": RetarusProvider,
 }
 
-__all__ = ["REGISTRY", "Lookup", "Provider", "ProviderContext", "ProviderSettings"]
+__all__ = ["REGISTRY", "JobRef", "Lookup", "Provider", "ProviderContext", "ProviderSettings"]

@@ -13,12 +13,12 @@ handful of methods. The engine (``faxops.apply``) is its only caller. Methods ra
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from faxops.domain import Document, Receipt, Submission
+from faxops.domain import Document, Receipt, StatusUpdate, Submission
 from faxops.errors import Problem
 from faxops.fields import StrictModel
 
@@ -35,6 +35,16 @@ class ProviderContext:
 
     base_dir: Path  # the manifest's directory; relative paths in settings are relative to it
     campaign: str
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """A submitted job as the lockfile knows it: enough to ask the provider about it again."""
+
+    job_id: str
+    numbers: Sequence[str]
+    reference: str | None = None
+    recipient_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,10 @@ class Provider(ABC):
     @abstractmethod
     def find(self, submission: Submission) -> Lookup:
         """Look for a submission whose answer was lost (crash, timeout after the request left)."""
+
+    def status(self, job: JobRef) -> list[StatusUpdate]:
+        """What the provider says about each recipient of a job now; [] when it does not report status."""
+        return []
 
     def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections."""

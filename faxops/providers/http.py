@@ -1,0 +1,183 @@
+"""The one HTTP mechanism every API provider goes through: retries, pacing and error mapping.
+
+Whether a failed call may be repeated depends on whether the request can have reached the provider:
+
+=====================================================  ===============================================
+what happened                                          what the engine is told
+=====================================================  ===============================================
+connect error/timeout, pool timeout (nothing left)     retried with backoff, then ``TransientError``
+429 (with ``Retry-After`` or ``X-RateLimit-Reset``)    waited for and retried, then ``TransientError``
+503 and the provider's other "not processed" codes     retried with backoff, then ``TransientError``
+401 / 403                                              ``AuthError``: the run stops
+other 4xx                                              ``RejectedError`` with the provider's code/message
+other 5xx on a call that sends                         ``OutcomeUnknownError``: it may have been accepted
+read timeout, dropped connection, unreadable answer    ``OutcomeUnknownError`` for a call that sends;
+                                                       retried for a call that only reads
+=====================================================  ===============================================
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import Field
+
+from faxops import __version__
+from faxops.errors import (
+    AuthError,
+    OutcomeUnknownError,
+    ProviderError,
+    RejectedError,
+    TransientError,
+)
+from faxops.fields import Duration
+from faxops.providers.base import Provider, ProviderContext, ProviderSettings
+
+_BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.LocalProtocolError)
+_AFTER_SEND = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
+
+class HttpSettings(ProviderSettings):
+    """Settings every HTTP provider has."""
+
+    base_url: str = Field(pattern=r"^https?://", description="API root; override for staging or a simulator.")
+    timeout: Duration = Field(default=timedelta(seconds=60), description="Per-request timeout, e.g. 60s.")
+    max_retries: int = Field(default=4, ge=0, le=20, description="Retries of calls that certainly did not arrive.")
+    max_wait: Duration = Field(
+        default=timedelta(minutes=5),
+        description="Longest single wait for a rate limit (Retry-After) before giving up for now.",
+    )
+
+
+def retry_after(response: httpx.Response, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait, from ``Retry-After`` (seconds or a date) or ``X-RateLimit-Reset`` (epoch or seconds)."""
+    value = response.headers.get("Retry-After")
+    if value:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                return max(0.0, parsedate_to_datetime(value).timestamp() - now())
+            except (TypeError, ValueError):
+                return None
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset:
+        try:
+            number = float(reset)
+        except ValueError:
+            return None
+        # Telphin-style headers give an epoch; others give seconds from now.
+        return max(0.0, number - now()) if number > 1e9 else max(0.0, number)
+    return None
+
+
+class HttpProvider(Provider):
+    """Base of the API providers: an httpx client and ``call()``, the shared mapping of failures."""
+
+    #: statuses that mean "not processed, try again" for this API (besides 429)
+    transient_statuses: ClassVar[frozenset[int]] = frozenset({503})
+
+    def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
+        super().__init__(settings, context)
+        assert isinstance(settings, HttpSettings)
+        self.http_settings = settings
+        self.sleep: Callable[[float], None] = time.sleep  # tests replace it: no real waiting
+        self.client = httpx.Client(
+            base_url=settings.base_url.rstrip("/"),
+            timeout=settings.timeout.total_seconds(),
+            headers={"User-Agent": f"faxops/{__version__}"},
+        )
+
+    # --- what each API says differently ------------------------------------------------------
+
+    def auth_headers(self) -> Mapping[str, str]:
+        """Headers that authenticate a request (providers with tokens fetch them here)."""
+        return {}
+
+    def error_details(self, response: httpx.Response) -> tuple[str | None, str]:
+        """The provider's own error code and message from an error response."""
+        try:
+            body = response.json()
+        except ValueError:
+            return None, response.text[:300] or response.reason_phrase
+        if isinstance(body, dict):
+            nested = body.get("error")
+            error: dict[str, Any] = nested if isinstance(nested, dict) else body
+            code = error.get("code") or error.get("status")
+            message = error.get("message") or error.get("Message") or error.get("detail") or str(body)[:300]
+            return (str(code) if code is not None else None), str(message)
+        return None, str(body)[:300]
+
+    # --- the shared mechanism ---------------------------------------------------------------------
+
+    def call(self, method: str, url: str, *, sends: bool, **kwargs: Any) -> httpx.Response:
+        """One API call. ``sends`` marks a call that creates something at the provider (never repeated
+        once it may have arrived). Returns a 2xx response or raises a ``ProviderError`` subclass."""
+        settings = self.http_settings
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
+                response = self.client.request(method, url, headers=headers, **kwargs)
+            except _BEFORE_SEND as exc:
+                failure: ProviderError = TransientError(
+                    f"could not reach {self.name}: {type(exc).__name__}: {exc}", provider=self.name
+                )
+                wait = None
+            except _AFTER_SEND as exc:
+                if sends:
+                    raise OutcomeUnknownError(
+                        f"the request was sent but no answer came back ({type(exc).__name__}: {exc})",
+                        provider=self.name,
+                    ) from exc
+                failure = TransientError(f"{type(exc).__name__}: {exc}", provider=self.name)
+                wait = None
+            else:
+                if response.is_success:
+                    return response
+                failure, wait = self._failure(response, sends)
+            if not isinstance(failure, TransientError) or attempt > settings.max_retries:
+                raise failure
+            # Jitter spreads retries of parallel sends; it needs no cryptographic randomness.
+            backoff = min(30.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311
+            delay = wait if wait is not None else backoff
+            if delay > settings.max_wait.total_seconds():
+                raise failure
+            self.sleep(delay)
+
+    def _failure(self, response: httpx.Response, sends: bool) -> tuple[ProviderError, float | None]:
+        status = response.status_code
+        code, message = self.error_details(response)
+        kwargs: dict[str, Any] = {"provider": self.name, "code": code, "http_status": status}
+        if status in (401, 403):
+            return AuthError(message, hint=f"check the {self.name} credentials in the environment", **kwargs), None
+        if status == 429:
+            wait = retry_after(response)
+            return TransientError(f"rate limited: {message}", retry_after=wait, **kwargs), wait
+        if status in self.transient_statuses:
+            return TransientError(message, retry_after=retry_after(response), **kwargs), retry_after(response)
+        if 400 <= status < 500:
+            return RejectedError(message, **kwargs), None
+        if sends:
+            return OutcomeUnknownError(f"the provider failed after receiving the request: {message}", **kwargs), None
+        return TransientError(message, **kwargs), None
+
+    def json(self, response: httpx.Response, *, sends: bool) -> Any:
+        """The JSON body of a 2xx answer; an unreadable one is an unknown outcome for a call that sends."""
+        try:
+            return response.json()
+        except ValueError as exc:
+            error_cls = OutcomeUnknownError if sends else TransientError
+            raise error_cls(
+                f"unreadable answer: {response.text[:200]!r}", provider=self.name, http_status=response.status_code
+            ) from exc
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,357 @@
+"""The common machinery of the provider simulators: an HTTP server on loopback that speaks one API.
+
+A simulator records every recipient it accepts, moves faxes through statuses as (simulated) time
+passes, and injects faults on request. It is driven from Python (tests) or over HTTP under
+``/_sim/`` (``faxops simulate``):
+
+* ``POST /_sim/faults`` ``{"kind": ..., "path": regex, "method": "POST", "status": 500, "times": 1,
+  "delay": 0.2, "headers": {...}}`` with kind one of ``latency``, ``status`` (answer without processing),
+  ``drop_before`` (close without processing), ``drop_after`` (process, then close without answering),
+  ``error_after`` (process, then answer 500), ``malformed`` (process, then answer garbage);
+* ``POST /_sim/outcomes`` ``{"+4930...": "busy"}``: how a number's fax ends (default delivered);
+* ``POST /_sim/reject`` ``{"+4930...": "reason"}``: numbers refused at submission;
+* ``POST /_sim/advance`` ``{"seconds": 60}``: move the simulated clock;
+* ``GET /_sim/received``: every accepted recipient (what the provider "really sent").
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlsplit
+
+FAULT_KINDS = ("latency", "status", "drop_before", "drop_after", "error_after", "malformed")
+#: a fax's life in a simulator: seconds after acceptance at which it moves on
+QUEUED_FOR = 5.0
+SENDING_FOR = 30.0
+
+
+class ApiError(Exception):
+    """Raised by a route to answer with an error in the API's own format."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+
+@dataclass
+class Part:
+    """One part of a multipart/form-data body."""
+
+    name: str
+    filename: str | None
+    content_type: str
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: Any  # email.message.Message: case-insensitive
+    body: bytes
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body or b"null")
+        except ValueError:
+            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+    def form(self) -> list[Part]:
+        content_type = self.headers.get("Content-Type", "")
+        if not content_type.startswith("multipart/form-data"):
+            raise ApiError(400, "not_multipart", "expected multipart/form-data")
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode() + self.body
+        )
+        parts = []
+        for item in message.iter_parts():
+            disposition = item.get("Content-Disposition", "")
+            if "form-data" not in disposition:
+                continue
+            payload = item.get_payload(decode=True)
+            name = item.get_param("name", header="content-disposition")
+            filename = item.get_param("filename", header="content-disposition")
+            parts.append(
+                Part(
+                    name if isinstance(name, str) else "",
+                    filename if isinstance(filename, str) else None,
+                    item.get_content_type(),
+                    payload if isinstance(payload, bytes) else b"",
+                )
+            )
+        return parts
+
+
+@dataclass
+class Response:
+    status: int = 200
+    body: Any = None  # bytes, str, or JSON-able
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> tuple[bytes, str]:
+        if isinstance(self.body, bytes):
+            return self.body, self.headers.get("Content-Type", "application/octet-stream")
+        if isinstance(self.body, str):
+            return self.body.encode(), self.headers.get("Content-Type", "text/plain; charset=utf-8")
+        if self.body is None:
+            return b"", ""
+        return json.dumps(self.body).encode(), "application/json"
+
+
+@dataclass
+class Fault:
+    kind: str
+    path: str = ".*"
+    method: str | None = None
+    status: int = 500
+    times: int = 1
+    delay: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def matches(self, request: Request) -> bool:
+        return (self.method is None or self.method == request.method) and re.fullmatch(
+            self.path, request.path
+        ) is not None
+
+
+@dataclass
+class Job:
+    """A job as the simulated provider holds it."""
+
+    id: str
+    reference: str | None
+    numbers: list[str]
+    created: float
+    data: dict[str, Any] = field(default_factory=dict)
+    canceled: set[str] = field(default_factory=set)
+    retried: dict[str, float] = field(default_factory=dict)
+
+
+Route = tuple[str, re.Pattern[str], Callable[..., Response]]
+
+
+class Simulator:
+    """Base of the API simulators; subclasses add their routes in ``routes()``."""
+
+    name: ClassVar[str]
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.lock = threading.RLock()
+        self.faults: list[Fault] = []
+        self.received: list[dict[str, Any]] = []
+        self.requests: list[tuple[str, str]] = []
+        self.jobs: dict[str, Job] = {}
+        self.outcomes: dict[str, str] = {}
+        self.rejected: dict[str, str] = {}
+        self.offset = 0.0
+        self._routes: list[Route] = [(m, re.compile(p), h) for m, p, h in self.routes()]
+        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> Simulator:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sim-{self.name}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- control --------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        with self.lock:
+            self.offset += seconds
+
+    def inject(self, kind: str, **kwargs: Any) -> None:
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault {kind!r} (one of {', '.join(FAULT_KINDS)})")
+        with self.lock:
+            self.faults.append(Fault(kind, **kwargs))
+
+    def new_id(self) -> str:
+        return uuid.uuid4().hex[:12]
+
+    def accept(
+        self,
+        reference: str | None,
+        numbers: list[str],
+        data: dict[str, Any],
+        job_id: str | None = None,
+        per_recipient: dict[str, dict[str, Any]] | None = None,
+    ) -> Job:
+        """Record a job the way the real service would have taken it."""
+        with self.lock:
+            job = Job(job_id or self.new_id(), reference, numbers, self.now(), data)
+            self.jobs[job.id] = job
+            for number in numbers:
+                self.received.append(
+                    {
+                        "job_id": job.id,
+                        "number": number,
+                        "reference": reference,
+                        **(per_recipient or {}).get(number, {}),
+                    }
+                )
+            return job
+
+    def fate(self, job: Job, number: str) -> str:
+        """Where a recipient's fax stands now: queued, sending, delivered, canceled, or its failure."""
+        if number in job.canceled:
+            return "canceled"
+        start = job.retried.get(number, job.created)
+        age = self.now() - start
+        if age < QUEUED_FOR:
+            return "queued"
+        if age < QUEUED_FOR + SENDING_FOR:
+            return "sending"
+        return self.outcomes.get(number, "delivered")
+
+    def routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
+        return []
+
+    def error(self, status: int, code: str, message: str) -> Response:
+        """An error in the API's own format."""
+        return Response(status, {"code": code, "message": message})
+
+    # --- dispatch -------------------------------------------------------------------------------
+
+    def _control(self, request: Request) -> Response | None:
+        if not request.path.startswith("/_sim/"):
+            return None
+        what = str(request.path[len("/_sim/") :])
+        if request.method == "GET" and what == "received":
+            with self.lock:
+                return Response(200, list(self.received))
+        body = request.json() or {}
+        if what == "faults":
+            self.inject(**body)
+        elif what == "outcomes":
+            self.outcomes.update(body)
+        elif what == "reject":
+            self.rejected.update(body)
+        elif what == "advance":
+            self.advance(float(body.get("seconds", 0)))
+        else:
+            return Response(404, {"error": "no such control"})
+        return Response(204)
+
+    def take_fault(self, request: Request) -> Fault | None:
+        with self.lock:
+            for fault in self.faults:
+                if fault.matches(request):
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        self.faults.remove(fault)
+                    return fault
+        return None
+
+    def dispatch(self, request: Request) -> Response:
+        for method, pattern, handler in self._routes:
+            match = pattern.fullmatch(request.path)
+            if match and method == request.method:
+                try:
+                    return handler(request, **match.groupdict())
+                except ApiError as exc:
+                    response = self.error(exc.status, exc.code, exc.message)
+                    response.headers.update(exc.headers)
+                    return response
+        return self.error(404, "not_found", f"no route for {request.method} {request.path}")
+
+
+def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read sim.requests
+            pass
+
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            parts = urlsplit(self.path)
+            request = Request(self.command, parts.path, parse_qs(parts.query), self.headers, body)
+            control = sim._control(request)
+            if control is not None:
+                self._send(control)
+                return
+            with sim.lock:
+                sim.requests.append((request.method, request.path))
+            fault = sim.take_fault(request)
+            if fault is not None and fault.kind == "latency":
+                time.sleep(fault.delay)
+                fault = None
+            if fault is not None and fault.kind == "status":
+                response = sim.error(fault.status, f"simulated_{fault.status}", "simulated failure")
+                response.headers.update(fault.headers)
+                self._send(response)
+                return
+            if fault is not None and fault.kind == "drop_before":
+                self.close_connection = True
+                return
+            response = sim.dispatch(request)
+            if fault is None:
+                self._send(response)
+            elif fault.kind == "drop_after":
+                self.close_connection = True
+            elif fault.kind == "error_after":
+                self._send(sim.error(500, "internal_error", "simulated failure after processing"))
+            elif fault.kind == "malformed":
+                self._send(Response(200, b"<html>upstream proxy error", {"Content-Type": "application/json"}))
+
+        def _send(self, response: Response) -> None:
+            data, content_type = response.encode()
+            self.send_response(response.status)
+            if content_type:
+                self.send_header("Content-Type", content_type)
+            for key, value in response.headers.items():
+                if key != "Content-Type":
+                    self.send_header(key, value)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    return Handler
