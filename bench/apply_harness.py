@@ -23,6 +23,7 @@ def main() -> None:
     started = time.perf_counter()
     report = execute(campaign, plan, writer, ApplyOptions(concurrency=campaign.loaded.model.schedule.concurrency))
     sent_seconds = time.perf_counter() - started
+    del plan  # as the CLI does: the fold runs without the plan in memory
     journal = writer.journal
     fold_started = time.perf_counter()
     writer.close(campaign.applied_with())

@@ -348,6 +348,7 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
         with _Signals(output) as signals, output.progress(len(plan.to_submit)) as progress:
             options = ApplyOptions(concurrency=concurrency, stop=signals.stop, on_result=progress)
             report = execute(campaign, plan, writer, options)
+        del plan  # a million planned actions need not outlive the sends, least of all through the fold
         if signals.received:
             report.stopped = report.stopped or f"interrupted ({signals.received})"
     except BaseException:

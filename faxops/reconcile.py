@@ -9,6 +9,7 @@ cannot tell -> the recipients are held until a person runs ``faxops resolve``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from faxops.apply import receipt_event
 from faxops.campaign import Campaign
@@ -40,9 +41,12 @@ def reconcile(campaign: Campaign, writer: StateWriter, state: RecordedState) -> 
     """Settle every pending attempt that the provider can account for; hold the rest."""
     report = ReconcileReport()
     by_reference: dict[tuple[str, str], list[str]] = {}
+    started: dict[str, datetime] = {}
     for number, summary in state.summaries.items():
         if summary.status == Status.PENDING and summary.reference:
             by_reference.setdefault((summary.reference, summary.provider or ""), []).append(number)
+            if summary.updated_at:
+                started[summary.reference] = datetime.fromisoformat(summary.updated_at.replace("Z", "+00:00"))
     provider = campaign.provider
     for (reference, provider_name), numbers in sorted(by_reference.items()):
         numbers.sort()
@@ -59,7 +63,7 @@ def reconcile(campaign: Campaign, writer: StateWriter, state: RecordedState) -> 
             reference, [Recipient(n) for n in numbers], campaign.documents, campaign.sender, campaign.name
         )
         try:
-            lookup = provider.find(submission)
+            lookup = provider.find(submission, started.get(reference))
         except ProviderError as exc:
             report.held.append(Held(tuple(numbers), reference, f"lookup failed: {exc.describe()}"))
             continue

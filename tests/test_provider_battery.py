@@ -32,6 +32,7 @@ class Case:
     settings: Callable[[Simulator], dict[str, Any]]
     env: dict[str, str]
     bad_env: dict[str, str]
+    submit_path: str  # regex of the call that sends, for faults aimed at it
     sim_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -46,6 +47,19 @@ CASES = [
         },
         env={"RETARUS_USER": "faxops", "RETARUS_PASSWORD": "secret"},
         bad_env={"RETARUS_USER": "faxops", "RETARUS_PASSWORD": "wrong"},
+        submit_path=r"/[^/]+/fax",
+    ),
+    Case(
+        "telphin",
+        lambda sim: {
+            "base_url": f"{sim.url}/api/ver1.0",
+            "extension_id": 122,
+            "client_id": "${env:TELPHIN_CLIENT_ID}",
+            "client_secret": "${env:TELPHIN_CLIENT_SECRET}",
+        },
+        env={"TELPHIN_CLIENT_ID": "faxops", "TELPHIN_CLIENT_SECRET": "secret"},
+        bad_env={"TELPHIN_CLIENT_ID": "faxops", "TELPHIN_CLIENT_SECRET": "wrong"},
+        submit_path=r".*/fax/out/",
     ),
 ]
 
@@ -101,6 +115,12 @@ RECIPIENTS = [
 ]
 
 
+def jobs(provider: HttpProvider, documents: list[Document], ref: str = "fx-battery") -> list[Submission]:
+    """RECIPIENTS split into the jobs this provider takes (one per call, or several)."""
+    size = provider.job_size()
+    return [submission(documents, RECIPIENTS[i : i + size], f"{ref}-{i}") for i in range(0, len(RECIPIENTS), size)]
+
+
 def submission(
     documents: list[Document], recipients: list[Recipient] | None = None, ref: str = "fx-battery-1"
 ) -> Submission:
@@ -113,12 +133,17 @@ def test_happy_path_records_every_recipient_and_field(
     case: Case, sim: Simulator, documents: list[Document], make: Make
 ) -> None:
     provider = make()
-    receipt = provider.submit(submission(documents))
-    assert receipt.job_id
+    receipts = {}
+    for job in jobs(provider, documents):
+        receipt = provider.submit(job)
+        assert receipt.job_id
+        receipts.update({r.number: receipt.job_id for r in job.recipients})
     got = {r["number"]: r for r in sim.received}
     assert set(got) == {"+493012345678", "+33142685300"}
-    assert all(r["job_id"] == receipt.job_id and r["reference"] == "fx-battery-1" for r in got.values())
-    assert "Anna Berger" in str(got["+493012345678"])  # personalisation delivered
+    assert {n: r["job_id"] for n, r in got.items()} == receipts
+    if provider.reference_field:
+        assert {r["reference"] for r in got.values()} <= {j.reference for j in jobs(provider, documents)}
+        assert "Anna Berger" in str(got["+493012345678"])  # personalisation delivered
 
 
 def test_bad_credentials_stop_with_an_auth_error(
@@ -126,7 +151,7 @@ def test_bad_credentials_stop_with_an_auth_error(
 ) -> None:
     provider = make(bad=True)
     with pytest.raises(AuthError) as info:
-        provider.submit(submission(documents))
+        provider.submit(jobs(provider, documents)[0])
     assert info.value.http_status == 401
     assert sim.received == []
 
@@ -134,48 +159,48 @@ def test_bad_credentials_stop_with_an_auth_error(
 def test_rejected_number_carries_the_providers_message(
     case: Case, sim: Simulator, documents: list[Document], make: Make
 ) -> None:
-    sim.rejected["+33142685300"] = "number on the provider's block list"
+    sim.rejected["+493012345678"] = "number on the provider's block list"
     provider = make()
     with pytest.raises(RejectedError) as info:
-        provider.submit(submission(documents))
+        provider.submit(jobs(provider, documents)[0])
     assert "block list" in info.value.message
     assert info.value.http_status == 400
 
 
 def test_rejected_document(case: Case, sim: Simulator, documents: list[Document], make: Make) -> None:
-    sim.inject("status", status=400, method="POST")
+    sim.inject("status", status=400, method="POST", path=case.submit_path)
     provider = make()
     with pytest.raises(RejectedError):
-        provider.submit(submission(documents))
+        provider.submit(jobs(provider, documents)[0])
     assert sim.received == []
 
 
 def test_429_waits_for_retry_after_then_succeeds(
     case: Case, sim: Simulator, documents: list[Document], make: Make
 ) -> None:
-    sim.inject("status", status=429, method="POST", headers={"Retry-After": "7"}, times=2)
+    sim.inject("status", status=429, method="POST", path=case.submit_path, headers={"Retry-After": "7"}, times=2)
     provider = make()
-    assert provider.submit(submission(documents)).job_id
+    assert provider.submit(jobs(provider, documents)[0]).job_id
     assert provider.waits == [7.0, 7.0]  # type: ignore[attr-defined]
-    assert len(sim.received) == 2
+    assert len(sim.received) == provider.job_size() or len(sim.received) == len(RECIPIENTS)
 
 
 def test_503_is_retried_with_backoff(case: Case, sim: Simulator, documents: list[Document], make: Make) -> None:
-    sim.inject("status", status=503, method="POST", times=2)
+    sim.inject("status", status=503, method="POST", path=case.submit_path, times=2)
     provider = make()
-    assert provider.submit(submission(documents)).job_id
+    assert provider.submit(jobs(provider, documents)[0]).job_id
     assert len(provider.waits) == 2  # type: ignore[attr-defined]
-    assert len(sim.received) == 2
+    assert len(sim.received) == len(jobs(provider, documents)[0].recipients)
 
 
 def test_500_after_accepting_is_an_unknown_outcome_not_a_resend(
     case: Case, sim: Simulator, documents: list[Document], make: Make
 ) -> None:
-    sim.inject("error_after", method="POST")
+    sim.inject("error_after", method="POST", path=case.submit_path)
     provider = make()
     with pytest.raises(OutcomeUnknownError):
-        provider.submit(submission(documents))
-    assert len(sim.received) == 2  # accepted once, not sent again
+        provider.submit(jobs(provider, documents)[0])
+    assert len(sim.received) == len(jobs(provider, documents)[0].recipients)  # accepted once, not sent again
 
 
 def test_unreachable_provider_is_transient(case: Case, sim: Simulator, documents: list[Document], make: Make) -> None:
@@ -184,25 +209,25 @@ def test_unreachable_provider_is_transient(case: Case, sim: Simulator, documents
         closed_port = probe.getsockname()[1]
     provider = make(base_url=f"http://127.0.0.1:{closed_port}", max_retries=2)
     with pytest.raises(TransientError):
-        provider.submit(submission(documents))
+        provider.submit(jobs(provider, documents)[0])
     assert len(provider.waits) == 2  # type: ignore[attr-defined]
 
 
 def test_dropped_connection_after_send_is_unknown_and_found_again(
     case: Case, sim: Simulator, documents: list[Document], make: Make
 ) -> None:
-    sim.inject("drop_after", method="POST")
+    sim.inject("drop_after", method="POST", path=case.submit_path)
     provider = make()
-    sub = submission(documents, ref="fx-battery-lost")
+    sub = jobs(provider, documents, ref="fx-battery-lost")[0]
     with pytest.raises(OutcomeUnknownError):
         provider.submit(sub)
-    assert len(sim.received) == 2
+    assert len(sim.received) == len(sub.recipients)
     sim.advance(QUEUED_FOR + SENDING_FOR + 1)
     lookup = provider.find(sub)
     assert lookup.decided
     assert len(lookup.found) == 1
     assert lookup.found[0].job_id == sim.received[0]["job_id"]
-    other = provider.find(submission(documents, ref="fx-never-sent"))
+    other = provider.find(submission(documents, [RECIPIENTS[-1]], ref="fx-never-sent"))
     assert not other.found
 
 
@@ -211,19 +236,20 @@ def test_dropped_connection_before_processing_is_retried(
 ) -> None:
     sim.inject("drop_before", method="GET")
     provider = make()
-    receipt = provider.submit(submission(documents))
+    job = jobs(provider, documents)[0]
+    receipt = provider.submit(job)
     sim.advance(QUEUED_FOR + SENDING_FOR + 1)
-    updates = provider.status(JobRef(receipt.job_id, [r.number for r in RECIPIENTS]))
+    updates = provider.status(JobRef(receipt.job_id, [r.number for r in job.recipients]))
     assert {u.status for u in updates} == {Status.DELIVERED}
 
 
 def test_malformed_answer_is_an_unknown_outcome(
     case: Case, sim: Simulator, documents: list[Document], make: Make
 ) -> None:
-    sim.inject("malformed", method="POST")
+    sim.inject("malformed", method="POST", path=case.submit_path)
     provider = make()
     with pytest.raises(OutcomeUnknownError):
-        provider.submit(submission(documents))
+        provider.submit(jobs(provider, documents)[0])
 
 
 def test_status_moves_to_delivered_and_failed(
@@ -231,12 +257,14 @@ def test_status_moves_to_delivered_and_failed(
 ) -> None:
     sim.outcomes["+33142685300"] = "busy"
     provider = make()
-    receipt = provider.submit(submission(documents))
-    job = JobRef(receipt.job_id, [r.number for r in RECIPIENTS], "fx-battery-1")
-    early = provider.status(job)
+    refs = []
+    for job in jobs(provider, documents):
+        receipt = provider.submit(job)
+        refs.append(JobRef(receipt.job_id, [r.number for r in job.recipients], job.reference))
+    early = [u for ref in refs for u in provider.status(ref)]
     assert all(u.status in (Status.QUEUED, Status.SENDING) for u in early)
     sim.advance(QUEUED_FOR + SENDING_FOR + 1)
-    final = {u.number: u for u in provider.status(job)}
+    final = {u.number: u for ref in refs for u in provider.status(ref)}
     assert final["+493012345678"].status == Status.DELIVERED
     busy = final["+33142685300"]
     assert busy.status == Status.FAILED

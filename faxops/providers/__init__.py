@@ -9,10 +9,12 @@ from __future__ import annotations
 from faxops.providers.base import JobRef, Lookup, Provider, ProviderContext, ProviderSettings
 from faxops.providers.retarus import RetarusProvider
 from faxops.providers.sandbox import SandboxProvider
+from faxops.providers.telphin import TelphinProvider
 
 REGISTRY: dict[str, type[Provider]] = {
     "sandbox": SandboxProvider,
     "retarus": RetarusProvider,
+    "telphin": TelphinProvider,
 }
 
 __all__ = ["REGISTRY", "JobRef", "Lookup", "Provider", "ProviderContext", "ProviderSettings"]

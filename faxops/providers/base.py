@@ -15,6 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -119,8 +120,11 @@ class Provider(ABC):
         """Send one job. Returns the provider's receipt, or raises a ``ProviderError`` subclass."""
 
     @abstractmethod
-    def find(self, submission: Submission) -> Lookup:
-        """Look for a submission whose answer was lost (crash, timeout after the request left)."""
+    def find(self, submission: Submission, since: datetime | None = None) -> Lookup:
+        """Look for a submission whose answer was lost (crash, timeout after the request left).
+
+        ``since`` is when its intent was recorded: providers without a client reference match by number
+        and time."""
 
     def status(self, job: JobRef) -> list[StatusUpdate]:
         """What the provider says about each recipient of a job now; [] when it does not report status."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -174,7 +175,7 @@ class RetarusProvider(HttpProvider):
                 return None
             raise
 
-    def find(self, submission: Submission) -> Lookup:
+    def find(self, submission: Submission, since: datetime | None = None) -> Lookup:
         seen = 0
         for url in self._report_urls():
             response = self._get(f"{url.rstrip('/')}{self._path('/reports')}")

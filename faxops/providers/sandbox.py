@@ -138,7 +138,7 @@ class SandboxProvider(Provider):
             )
         return Receipt(job_id=job_id, updates=tuple(updates))
 
-    def find(self, submission: Submission) -> Lookup:
+    def find(self, submission: Submission, since: datetime | None = None) -> Lookup:
         if not self.sent_log.exists():
             return Lookup(decided=True, evidence=f"{self.sent_log} does not exist")
         jobs: dict[str, list[StatusUpdate]] = {}

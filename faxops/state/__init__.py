@@ -7,7 +7,6 @@ into a new lockfile (atomic replace) at the start and end of its run.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,10 +16,10 @@ from typing import Any
 
 from faxops.errors import StateError
 from faxops.state.files import fsync_dir
-from faxops.state.journal import Journal, JournalContents, iter_events_after, read_journal
+from faxops.state.journal import Journal, JournalIndex
 from faxops.state.lock import StateLock
 from faxops.state.lockfile import Header, iter_raw_records, iter_records, parse_record, read_header, write_lockfile
-from faxops.state.records import Event, Record, Summary, apply_event, event_numbers, summarise, summarise_raw
+from faxops.state.records import Event, Record, Summary, apply_event, summarise, summarise_raw
 
 
 @dataclass(frozen=True)
@@ -58,56 +57,60 @@ class RecordedState:
         }
 
 
-def _check_lineage(paths: StatePaths, header: Header | None, journal: JournalContents | None) -> None:
-    if header is not None and journal is not None and journal.lineage and journal.lineage != header.lineage:
+def _check_lineage(paths: StatePaths, header: Header | None, lineage: str | None) -> None:
+    if header is not None and lineage and lineage != header.lineage:
         raise StateError(
-            f"{paths.journal} belongs to another lockfile (lineage {journal.lineage}, "
-            f"the lockfile's is {header.lineage})",
+            f"{paths.journal} belongs to another lockfile (lineage {lineage}, the lockfile's is {header.lineage})",
             hint="was the lockfile replaced? restore the matching one; the journal holds job IDs",
         )
 
 
-def _pending_events(paths: StatePaths) -> tuple[Header | None, JournalContents | None, list[Event]]:
+def _pending(paths: StatePaths) -> tuple[Header | None, JournalIndex | None]:
+    """The lockfile's header and an index of the journal events it does not hold yet."""
     header = read_header(paths.lockfile)
-    journal = read_journal(paths.journal)
-    _check_lineage(paths, header, journal)
-    events = list(iter_events_after(journal, header.journal_seq if header else 0))
-    return header, journal, events
+    try:
+        index = JournalIndex(paths.journal, header.journal_seq if header else 0)
+    except FileNotFoundError:
+        return header, None
+    except OSError as exc:
+        raise StateError(f"{paths.journal}: cannot read the journal: {exc.strerror}") from None
+    try:
+        _check_lineage(paths, header, index.lineage)
+    except BaseException:
+        index.close()
+        raise
+    return header, index
 
 
 def load_state(paths: StatePaths) -> RecordedState:
     """The recorded state as the lockfile plus any journal not yet folded into it. Reads only."""
-    header, journal, events = _pending_events(paths)
-    by_number = _group(events)
+    header, index = _pending(paths)
+    touched: dict[str, list[int]] = dict(index.by_number) if index else {}
     summaries: dict[str, Summary] = {}
-    if header is not None:
-        for number, raw in iter_raw_records(paths.lockfile):
-            pending = by_number.pop(number, None)
-            summary = summarise_raw(raw) if pending is None and isinstance(raw, bytes) else None
-            if summary is None:
-                record = raw if isinstance(raw, dict) else parse_record(paths.lockfile, raw)
-                if pending:
-                    record = _fold_record(number, record, pending)
-                summary = summarise(record)
-            summaries[number] = summary
-    for number, pending in by_number.items():
-        summaries[number] = summarise(_fold_record(number, None, pending))
-    last_seq = max((int(e["seq"]) for e in events), default=header.journal_seq if header else 0)
+    try:
+        if header is not None:
+            for number, raw in iter_raw_records(paths.lockfile):
+                pending = touched.pop(number, None)
+                summary = summarise_raw(raw) if pending is None and isinstance(raw, bytes) else None
+                if summary is None:
+                    record = raw if isinstance(raw, dict) else parse_record(paths.lockfile, raw)
+                    if pending and index is not None:
+                        record = _fold_record(number, record, index.events_of(number))
+                    summary = summarise(record)
+                summaries[number] = summary
+        if index is not None:
+            for number in touched:
+                summaries[number] = summarise(_fold_record(number, None, index.events_of(number)))
+    finally:
+        if index is not None:
+            index.close()
     return RecordedState(
         header=header,
         summaries=summaries,
-        journal_seq=last_seq,
-        journal_events=len(events),
-        torn_tail=bool(journal and journal.torn_tail),
+        journal_seq=index.last_seq if index else (header.journal_seq if header else 0),
+        journal_events=index.events if index else 0,
+        torn_tail=bool(index and index.torn_tail),
     )
-
-
-def _group(events: list[Event]) -> dict[str, list[Event]]:
-    by_number: dict[str, list[Event]] = {}
-    for event in events:
-        for number in event_numbers(event):
-            by_number.setdefault(number, []).append(event)
-    return by_number
 
 
 def _fold_record(number: str, record: Record | None, events: list[Event]) -> Record:
@@ -119,26 +122,33 @@ def _fold_record(number: str, record: Record | None, events: list[Event]) -> Rec
 
 def read_records(paths: StatePaths) -> Iterator[tuple[str, Record]]:
     """Full records, sorted by number, with the unfolded journal applied (for status and reports)."""
-    header, _, events = _pending_events(paths)
-    yield from _merged(paths, header, _group(events))
+    header, index = _pending(paths)
+    try:
+        yield from _merged(paths, header, index)
+    finally:
+        if index is not None:
+            index.close()
 
 
-def _merged(
-    paths: StatePaths, header: Header | None, by_number: dict[str, list[Event]]
-) -> Iterator[tuple[str, Record]]:
-    touched = sorted(by_number)
+def _merged(paths: StatePaths, header: Header | None, index: JournalIndex | None) -> Iterator[tuple[str, Record]]:
+    touched = sorted(index.by_number) if index else []
     i = 0
+
+    def folded(number: str, record: Record | None) -> Record:
+        assert index is not None
+        return _fold_record(number, record, index.events_of(number))
+
     if header is not None:
         for number, record in iter_records(paths.lockfile):
             while i < len(touched) and touched[i] < number:
-                yield touched[i], _fold_record(touched[i], None, by_number[touched[i]])
+                yield touched[i], folded(touched[i], None)
                 i += 1
             if i < len(touched) and touched[i] == number:
-                record = _fold_record(number, record, by_number[number])
+                record = folded(number, record)
                 i += 1
             yield number, record
     for number in touched[i:]:
-        yield number, _fold_record(number, None, by_number[number])
+        yield number, folded(number, None)
 
 
 def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None = None) -> Header | None:
@@ -148,36 +158,40 @@ def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None =
     it, the new lockfile records the journal's last sequence number, so a journal left behind by a
     crash before its removal is recognised as already folded.
     """
-    header, journal, events = _pending_events(paths)
-    unchanged = applied_with is None or header is None or header.applied_with == applied_with
-    if not events and unchanged:
-        if journal is not None:
-            os.unlink(paths.journal)
-            fsync_dir(paths.journal.parent)
-        return header
-    new_header = Header(
-        lineage=header.lineage if header else (journal.lineage if journal and journal.lineage else str(uuid.uuid4())),
-        serial=(header.serial if header else 0) + 1,
-        campaign=campaign,
-        journal_seq=max((int(e["seq"]) for e in events), default=header.journal_seq if header else 0),
-        applied_with=applied_with if applied_with is not None else (header.applied_with if header else {}),
-        audit=list(header.audit) if header else [],
-    )
-    new_header.audit.extend(
-        {k: v for k, v in e.items() if k not in ("t", "seq")} for e in events if e["t"] == "resolve"
-    )
+    header, index = _pending(paths)
     try:
-        write_lockfile(paths.lockfile, new_header, _merged(paths, header, _group(events)))
-    except ValueError as exc:
-        raise StateError(f"{paths.lockfile}: {exc}") from None
-    except OSError as exc:
-        raise StateError(
-            f"{paths.lockfile}: cannot write the lockfile: {exc.strerror}; the journal "
-            f"{paths.journal} still holds everything",
-            hint="free disk space, then run the command again",
-        ) from None
-    if journal is not None:
-        os.unlink(paths.journal)
+        unchanged = applied_with is None or header is None or header.applied_with == applied_with
+        if (index is None or not index.events) and unchanged:
+            if index is not None:
+                paths.journal.unlink()
+                fsync_dir(paths.journal.parent)
+            return header
+        lineage = header.lineage if header else (index.lineage if index and index.lineage else str(uuid.uuid4()))
+        new_header = Header(
+            lineage=lineage,
+            serial=(header.serial if header else 0) + 1,
+            campaign=campaign,
+            journal_seq=index.last_seq if index else (header.journal_seq if header else 0),
+            applied_with=applied_with if applied_with is not None else (header.applied_with if header else {}),
+            audit=list(header.audit) if header else [],
+        )
+        if index is not None:
+            new_header.audit.extend({k: v for k, v in e.items() if k not in ("t", "seq")} for e in index.resolves)
+        try:
+            write_lockfile(paths.lockfile, new_header, _merged(paths, header, index))
+        except ValueError as exc:
+            raise StateError(f"{paths.lockfile}: {exc}") from None
+        except OSError as exc:
+            raise StateError(
+                f"{paths.lockfile}: cannot write the lockfile: {exc.strerror}; the journal "
+                f"{paths.journal} still holds everything",
+                hint="free disk space, then run the command again",
+            ) from None
+    finally:
+        if index is not None:
+            index.close()
+    if index is not None:
+        paths.journal.unlink()
         fsync_dir(paths.journal.parent)
     return new_header
 

@@ -17,7 +17,6 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +26,7 @@ import orjson
 
 from faxops.errors import JournalWriteError, StateError
 from faxops.state.files import fsync_dir
-from faxops.state.records import Event
+from faxops.state.records import Event, event_numbers
 
 
 def iso(moment: datetime) -> str:
@@ -215,9 +214,85 @@ def rescue(campaign: str, events: list[dict[str, Any]]) -> Path | None:
     return None
 
 
-def iter_events_after(contents: JournalContents | None, seq: int) -> Iterator[Event]:
-    if contents is None:
-        return
-    for event in contents.events:
-        if int(event.get("seq", 0)) > seq:
-            yield event
+class JournalIndex:
+    """Where each number's events sit in a journal, without holding the events themselves.
+
+    A journal of a million sends is hundreds of megabytes; parsed whole it would take gigabytes. The
+    index keeps, per number, the offset and length of its event lines (a packed int each) and reads
+    them back with ``pread`` when that number's turn comes in the sorted merge with the lockfile.
+    """
+
+    def __init__(self, path: Path, after_seq: int) -> None:
+        self.path = path
+        self.lineage: str | None = None
+        self.torn_tail = False
+        self.last_seq = after_seq
+        self.events = 0
+        self.by_number: dict[str, list[int]] = {}
+        self.resolves: list[Event] = []
+        self._fd = os.open(path, os.O_RDONLY)
+        try:
+            self._scan(after_seq)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def _scan(self, after_seq: int) -> None:
+        offset = 0
+        line_no = 0
+        by_number = self.by_number
+        with os.fdopen(os.dup(self._fd), "rb") as fh:
+            for line in fh:
+                line_no += 1
+                start, offset = offset, offset + len(line)
+                if not line.endswith(b"\n"):
+                    try:
+                        event = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        self.torn_tail = True  # cut by a crash; it was never acknowledged
+                        break
+                else:
+                    try:
+                        event = orjson.loads(line)
+                    except orjson.JSONDecodeError:
+                        if fh.peek(1):
+                            raise StateError(
+                                f"{self.path}:{line_no}: the journal is damaged in its middle; faxops will not guess",
+                                hint="keep the file; it holds job IDs. Ask for help before deleting it.",
+                            ) from None
+                        self.torn_tail = True
+                        break
+                kind = event.get("t")
+                if kind == "header":
+                    self.lineage = event.get("lineage")
+                    continue
+                seq = int(event.get("seq", 0))
+                if seq <= after_seq:
+                    continue
+                self.events += 1
+                self.last_seq = max(self.last_seq, seq)
+                if kind == "resolve":
+                    self.resolves.append(event)
+                packed = (start << 24) | len(line)
+                for number in event_numbers(event):
+                    entries = by_number.get(number)
+                    if entries is None:
+                        by_number[number] = [packed]
+                    else:
+                        entries.append(packed)
+
+    def events_of(self, number: str) -> list[Event]:
+        """The events of ``number``, in journal order."""
+        return [
+            orjson.loads(os.pread(self._fd, packed & 0xFFFFFF, packed >> 24))
+            for packed in self.by_number.get(number, ())
+        ]
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+    def __enter__(self) -> JournalIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from faxops.testing.retarus import RetarusSimulator
 from faxops.testing.server import Simulator
+from faxops.testing.telphin import TelphinSimulator
 
 SIMULATORS: dict[str, type[Simulator]] = {
     "retarus": RetarusSimulator,
+    "telphin": TelphinSimulator,
 }
 
 __all__ = ["SIMULATORS", "Simulator"]
