@@ -177,7 +177,8 @@ def open_campaign(path: Path, *, use_cache: bool = True) -> Campaign:
         problems.append(loaded.problem(("recipients",), "no recipients: add `inline:` entries or `files:`"))
     problems.extend(_secret_problems(loaded, loaded.model, ()))
     provider = make_provider(loaded)
-    for problem in provider.check(documents):
+    sender = loaded.model.sender
+    for problem in provider.check(documents, Sender(sender.csid, sender.header, sender.number, sender.name)):
         if problem.file is None and problem.field:
             problem = loaded.problem((problem.field,), problem.message)
         problems.append(problem)

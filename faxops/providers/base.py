@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from faxops.domain import Document, Receipt, StatusUpdate, Submission
+from faxops.domain import Document, Receipt, Sender, StatusUpdate, Submission
 from faxops.errors import Problem
 from faxops.fields import StrictModel
 
@@ -77,13 +77,15 @@ class Provider(ABC):
     #: how a lost answer is found again: by our reference, by listing recent jobs, or not at all
     lookup: ClassVar[Literal["reference", "listing", "none"]] = "none"
     can_cancel: ClassVar[bool] = False
+    #: whether per-recipient fields (name, personalisation) reach the provider
+    personalisation: ClassVar[bool] = False
     reports_status: ClassVar[bool] = True
 
     def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
         self.settings = settings
         self.context = context
 
-    def check(self, documents: Sequence[Document]) -> list[Problem]:
+    def check(self, documents: Sequence[Document], sender: Sender | None = None) -> list[Problem]:
         """Problems that would make the provider refuse this campaign, found before anything is sent."""
         problems: list[Problem] = []
         for doc in documents:

@@ -90,6 +90,7 @@ class RetarusProvider(HttpProvider):
     document_formats = frozenset({"pdf", "ps", "pcl", "tiff", "html", "txt", "xls", "xlsx", "doc", "docx"})
     reference_field = "reference.customerDefinedId"
     lookup = "reference"
+    personalisation = True
     transient_statuses: ClassVar[frozenset[int]] = frozenset({503, 520})
 
     _EXTENSIONS: ClassVar[Mapping[str, str]] = {"tiff": "tif", "jpeg": "jpg"}

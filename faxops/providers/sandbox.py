@@ -66,6 +66,7 @@ class SandboxProvider(Provider):
     document_formats = frozenset({"pdf", "tiff", "jpeg", "png", "txt", "html", "doc", "docx", "xls", "xlsx"})
     reference_field = "reference"
     lookup = "reference"
+    personalisation = True
     can_cancel = False
 
     def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:

@@ -28,7 +28,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import Field
 
-from faxops.domain import Document, Receipt, Status, StatusUpdate, Submission
+from faxops.domain import Document, Receipt, Sender, Status, StatusUpdate, Submission
 from faxops.errors import AuthError, OutcomeUnknownError, Problem
 from faxops.fields import SecretRef, resolve_secret
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
@@ -99,8 +99,8 @@ class TelphinProvider(HttpProvider):
         self._token: tuple[str, float] | None = None
         self._file: tuple[bytes, str] | None = None
 
-    def check(self, documents: Sequence[Document]) -> list[Problem]:
-        problems = super().check(documents)
+    def check(self, documents: Sequence[Document], sender: Sender | None = None) -> list[Problem]:
+        problems = super().check(documents, sender)
         total = sum(d.size for d in documents)
         if not problems and total > MAX_FILE_BYTES:
             problems.append(

@@ -35,7 +35,7 @@ class RetarusSimulator(Simulator):
         *,
         customer: str = "99999TE",
         username: str = "faxops",
-        password: str = "secret",  # noqa: S107 - the simulator's test account
+        password: str = "secret",
     ) -> None:
         self.customer = customer
         self.credentials = (username, password)

@@ -25,7 +25,7 @@ class TelphinSimulator(Simulator):
         port: int = 0,
         *,
         client_id: str = "faxops",
-        client_secret: str = "secret",  # noqa: S107 - the simulator's test account
+        client_secret: str = "secret",
         extension_id: int = 122,
         hourly_limit: int | None = None,
     ) -> None:

@@ -1,0 +1,120 @@
+"""A loopback simulator of Docoon's FaxJobs API (seed 000)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from faxops.testing.server import ApiError, Job, Request, Response, Simulator
+
+_ADDRESS = re.compile(r"^(\+|00)?[1-9]\d{5,15}$")
+_DOCUMENT_TYPES = {"pdf", "doc", "docx", "xls", "xlsx", "html", "htm", "tif", "tiff", "txt"}
+_OUTCOME = {"busy": "B", "no_answer": "N", "not_fax": "F", "invalid": "I"}
+
+
+class DocoonSimulator(Simulator):
+    """``POST /FaxJobs``, ``GET /JobSummaries``, ``GET /JobItems`` with HTTP Basic."""
+
+    name = "docoon"
+
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, username: str = "faxops", password: str = "secret"
+    ) -> None:
+        self.credentials = (username, password)
+        self.next_job = 44608862
+        super().__init__(host, port)
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        return [
+            ("POST", r"/api/v1/FaxJobs", self.send),
+            ("GET", r"/api/v1/JobSummaries", self.summaries),
+            ("GET", r"/api/v1/JobItems", self.items),
+        ]
+
+    def error(self, status: int, code: str, message: str) -> Response:
+        if status == 400:
+            return Response(400, {"Message": "The request is invalid.", "ModelState": {"job": [message]}})
+        return Response(status, {"Message": message})
+
+    def _auth(self, request: Request) -> None:
+        header = request.headers.get("Authorization", "")
+        try:
+            user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            user, password = "", ""
+        if not header.startswith("Basic ") or (user, password) != self.credentials:
+            raise ApiError(401, "401", "Authorization has been denied for this request.")
+
+    def send(self, request: Request) -> Response:
+        self._auth(request)
+        body = request.json()
+        if not isinstance(body, dict) or body.get("JobType") != "NO_JTYPE":
+            raise ApiError(400, "400", "JobType must be 'NO_JTYPE' for fax sending.")
+        documents = body.get("Documents") or []
+        if not documents:
+            raise ApiError(400, "400", "Documents: at least one document is required.")
+        for doc in documents:
+            if doc.get("Type") != 1:
+                raise ApiError(400, "400", f"Documents: {doc.get('Name')} must have Type 1 (document).")
+            if str(doc.get("Name", "")).rpartition(".")[2].lower() not in _DOCUMENT_TYPES:
+                raise ApiError(400, "400", f"Documents: unsupported document format {doc.get('Name')!r}.")
+            try:
+                base64.b64decode(doc.get("Content") or "", validate=True)
+            except binascii.Error:
+                raise ApiError(400, "400", f"Documents: {doc.get('Name')} is not valid base64.") from None
+        recipients = body.get("AdhocRecipients") or []
+        if not recipients and not body.get("Lists"):
+            raise ApiError(400, "400", "AdhocRecipients or Lists is required.")
+        numbers = []
+        per: dict[str, dict[str, Any]] = {}
+        for recipient in recipients:
+            address = str(recipient.get("Address", ""))
+            if not _ADDRESS.match(address):
+                raise ApiError(400, "400", f"AdhocRecipients: invalid Address {address!r}.")
+            number = "+" + address.removeprefix("00").lstrip("+")
+            if number in self.rejected:
+                raise ApiError(400, "400", f"AdhocRecipients: {address} rejected: {self.rejected[number]}.")
+            numbers.append(number)
+            per[number] = {"name": recipient.get("Name"), "fields": recipient.get("OptionalFields") or []}
+        csid = (body.get("Parameter") or {}).get("Csid")
+        if csid is not None and len(str(csid)) > 20:
+            raise ApiError(400, "400", "Parameter.Csid: at most 20 characters.")
+        tracking = body.get("TrackingID", body.get("TrackingId"))
+        with self.lock:
+            job_id = str(self.next_job)
+            self.next_job += 1
+            self.accept(tracking, numbers, body, job_id=job_id, per_recipient=per)
+        return Response(200, {"JobNumber": int(job_id)})
+
+    def _jobs(self, request: Request) -> list[Job]:
+        tid = request.arg("filterTid")
+        with self.lock:
+            return [j for j in self.jobs.values() if tid is None or j.reference == tid]
+
+    def summaries(self, request: Request) -> Response:
+        self._auth(request)
+        return Response(
+            200,
+            [{"JobNumber": int(j.id), "Tid": j.reference, "Recipients": len(j.numbers)} for j in self._jobs(request)],
+        )
+
+    def items(self, request: Request) -> Response:
+        self._auth(request)
+        out = []
+        for job in self._jobs(request):
+            for number in job.numbers:
+                fate = self.fate(job, number)
+                item: dict[str, Any] = {
+                    "JobNumber": int(job.id),
+                    "Tid": job.reference,
+                    "Address": "00" + number[1:],
+                    "Attempts": 0,
+                }
+                if fate == "delivered":
+                    item.update(Disposition="SENT", Outcome="S", Attempts=1, SentUnits=2, Calltime=42)
+                elif fate not in ("queued", "sending"):
+                    item.update(Disposition="FAIL", Outcome=_OUTCOME.get(fate, "X"), Attempts=3)
+                out.append(item)
+        return Response(200, out)

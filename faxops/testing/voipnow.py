@@ -1,0 +1,78 @@
+"""A loopback simulator of VoipNow's UAPI fax endpoint (seed 001). Like the real API: no status."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from faxops.testing.server import ApiError, Request, Response, Simulator
+
+_ALLOWED = {"jpg", "jpeg", "tif", "tiff", "pdf", "txt"}
+
+
+class VoipNowSimulator(Simulator):
+    """``POST /uapi/faxes/{userId}/{extension}``, Bearer token, admin limits on recipients and files."""
+
+    name = "voipnow"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        token: str = "secret",
+        max_recipients: int = 5,
+        max_files: int = 5,
+    ) -> None:
+        self.token = token
+        self.max_recipients = max_recipients
+        self.max_files = max_files
+        self.next_id = 1
+        super().__init__(host, port)
+
+    def routes(self) -> list[tuple[str, str, Any]]:
+        return [("POST", r"/uapi/faxes/(?P<user>[^/]+)/(?P<extension>[^/]+)", self.send)]
+
+    def error(self, status: int, code: str, message: str) -> Response:
+        return Response(status, {"error": {"code": code, "message": message}})
+
+    def send(self, request: Request, user: str, extension: str) -> Response:
+        if request.headers.get("Authorization", "") != f"Bearer {self.token}":
+            raise ApiError(401, "unauthorized", "The access token is invalid")
+        if extension == "@self":
+            raise ApiError(400, "fx_extension_invalid", "Extension cannot be set to @self")
+        parts = request.form()
+        files = [p for p in parts if p.name == "files"]
+        requests = [p for p in parts if p.name == "request"]
+        if not requests:
+            raise ApiError(400, "fx_recipients_invalid", "Value supplied in the Recipients parameter is missing")
+        try:
+            recipients = json.loads(requests[0].data).get("recipients")
+        except (ValueError, AttributeError):
+            raise ApiError(400, "fx_recipients_invalid", "The request part is not valid JSON") from None
+        if not isinstance(recipients, list) or not recipients or len(recipients) > self.max_recipients:
+            raise ApiError(
+                400,
+                "fx_recipients_invalid",
+                f"Recipients missing, invalid or more than the maximum of {self.max_recipients}",
+            )
+        if len(files) > self.max_files:
+            raise ApiError(400, "fx_max_files_reached", "The number of files that can be sent was exceeded")
+        if not files:
+            return Response(204)
+        for part in files:
+            if (part.filename or "").rpartition(".")[2].lower() not in _ALLOWED:
+                raise ApiError(400, "fx_file_invalid", "Allowed file types are: jpg, tif, pdf and txt")
+        numbers = ["+" + str(n).lstrip("+") for n in recipients]
+        for number in numbers:
+            if number in self.rejected or not number[1:].isdigit():
+                raise ApiError(
+                    400,
+                    "fx_recipients_invalid",
+                    f"Invalid recipient {number}: {self.rejected.get(number, 'not a phone number')}",
+                )
+        with self.lock:
+            fax_id = str(self.next_id)
+            self.next_id += 1
+            job = self.accept(None, numbers, {"user": user, "extension": extension}, job_id=fax_id)
+        return Response(200, {"id": job.id, "uid": self.new_id() * 2 + "abcdefgh"})
