@@ -12,6 +12,7 @@ from ruamel.yaml import YAML
 from faxops.campaign import open_campaign
 from faxops.errors import InputError
 from faxops.manifest import campaign_schema, load_manifest
+from faxops.providers import REGISTRY
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "schemas" / "campaign.schema.json"
@@ -24,7 +25,20 @@ def test_committed_schema_is_current() -> None:
 
 
 #: credentials the example manifests reference; real values never appear in them
-EXAMPLE_ENV = {"RETARUS_USER": "faxops", "RETARUS_PASSWORD": "secret"}
+EXAMPLE_ENV = {
+    "RETARUS_USER": "faxops",
+    "RETARUS_PASSWORD": "secret",
+    "DOCOON_USER": "faxops",
+    "DOCOON_PASSWORD": "secret",
+    "FAXPLUS_TOKEN": "secret",
+    "TELPHIN_CLIENT_ID": "faxops",
+    "TELPHIN_CLIENT_SECRET": "secret",
+    "VOIPNOW_TOKEN": "secret",
+}
+
+
+def test_there_is_an_example_per_provider() -> None:
+    assert {p.stem for p in EXAMPLES} >= {"example", *REGISTRY} - {"sandbox"}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

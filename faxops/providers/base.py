@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 from faxops.domain import Document, Receipt, Sender, StatusUpdate, Submission
-from faxops.errors import Problem
+from faxops.errors import Problem, ProviderError
 from faxops.fields import StrictModel
 
 
@@ -77,6 +77,7 @@ class Provider(ABC):
     #: how a lost answer is found again: by our reference, by listing recent jobs, or not at all
     lookup: ClassVar[Literal["reference", "listing", "none"]] = "none"
     can_cancel: ClassVar[bool] = False
+    can_retry: ClassVar[bool] = False
     #: whether per-recipient fields (name, personalisation) reach the provider
     personalisation: ClassVar[bool] = False
     reports_status: ClassVar[bool] = True
@@ -131,6 +132,14 @@ class Provider(ABC):
     def status(self, job: JobRef) -> list[StatusUpdate]:
         """What the provider says about each recipient of a job now; [] when it does not report status."""
         return []
+
+    def cancel(self, job: JobRef) -> list[StatusUpdate]:
+        """Cancel a fax that has not been sent yet (where ``can_cancel``)."""
+        raise ProviderError(f"{self.name} cannot cancel faxes through its API", provider=self.name)
+
+    def retry(self, job: JobRef) -> list[StatusUpdate]:
+        """Ask the provider to send a failed fax again under the same id (where ``can_retry``)."""
+        raise ProviderError(f"{self.name} cannot retry a fax through its API", provider=self.name)
 
     def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections."""

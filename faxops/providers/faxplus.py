@@ -173,9 +173,10 @@ class FaxPlusProvider(HttpProvider):
             return []
         return self._updates_for(job.reference, job.numbers, self._records())
 
-    def cancel(self, job: JobRef) -> None:
+    def cancel(self, job: JobRef) -> list[StatusUpdate]:
         for outbox_id in sorted(set(job.recipient_ids.values()) or {job.job_id}):
             self.call("DELETE", self._account(f"outbox/{outbox_id}"), sends=False)
+        return [StatusUpdate(n, Status.CANCELED, "deleted_from_outbox", "canceled") for n in job.numbers]
 
     def find(self, submission: Submission, since: datetime | None = None) -> Lookup:
         records = self._records()

@@ -57,7 +57,7 @@ def safe_document_name(name: str, index: int) -> str:
     stem = _SAFE_NAME.sub("-", stem).strip("-.") or "document"
     prefix = f"{index + 1:02d}-"
     room = 32 - len(prefix) - (len(ext) + 1 if ext else 0)
-    return prefix + stem[:room] + (f".{ext}" if ext else "")
+    return prefix + (stem[:room].rstrip("-._") or "document") + (f".{ext}" if ext else "")
 
 
 class RetarusSettings(HttpSettings):

@@ -91,6 +91,7 @@ class TelphinProvider(HttpProvider):
     reference_field = None
     lookup = "listing"
     can_cancel = True
+    can_retry = True
 
     def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
         super().__init__(settings, context)
@@ -189,6 +190,10 @@ class TelphinProvider(HttpProvider):
 
     def cancel(self, job: JobRef) -> list[StatusUpdate]:
         body = self.json(self.call("PUT", self._out(job.job_id), params={"action": "cancel"}, sends=False), sends=False)
+        return self._updates(job.numbers[0], body)
+
+    def retry(self, job: JobRef) -> list[StatusUpdate]:
+        body = self.json(self.call("PUT", self._out(job.job_id), params={"action": "retry"}, sends=True), sends=True)
         return self._updates(job.numbers[0], body)
 
     def find(self, submission: Submission, since: datetime | None = None) -> Lookup:

@@ -162,6 +162,7 @@ class Simulator:
         self.faults: list[Fault] = []
         self.received: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
+        self.log: list[Request] = []  # every API request as received, for request-shape tests
         self.jobs: dict[str, Job] = {}
         self.outcomes: dict[str, str] = {}
         self.rejected: dict[str, str] = {}
@@ -318,6 +319,7 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 return
             with sim.lock:
                 sim.requests.append((request.method, request.path))
+                sim.log.append(request)
             fault = sim.take_fault(request)
             if fault is not None and fault.kind == "latency":
                 time.sleep(fault.delay)
