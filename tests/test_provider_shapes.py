@@ -144,7 +144,7 @@ def test_faxplus_upload_then_outbox(
     assert len(uploads) == 2  # each document uploaded once for the whole run
     assert uploads[0].arg("format") == "pdf"
     assert uploads[0].form()[0].name == "fax_file"
-    outbox = [r for r in sim.log if r.path.endswith("/outbox")][0]
+    outbox = next(r for r in sim.log if r.path.endswith("/outbox"))
     assert outbox.path == "/v3/accounts/self/outbox"
     body = outbox.json()
     assert body["from"] == "+493012340000"
@@ -217,7 +217,8 @@ def test_telphin_hourly_rate_limit_is_not_hammered(
     with pytest.raises(TransientError) as info:
         provider.submit(Submission("fx-b", [LEMAIRE], documents, SENDER, "shapes"))
     assert info.value.http_status == 429
-    assert info.value.retry_after is not None and info.value.retry_after > 3000  # from X-RateLimit-Reset
+    assert info.value.retry_after is not None
+    assert info.value.retry_after > 3000
     assert len([r for r in sim.log if r.method == "POST" and "fax/out" in r.path]) == 2  # no retry storm
 
 
