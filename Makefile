@@ -38,6 +38,9 @@ unit: $(VENV)/.dev
 schemas: $(VENV)/.runtime
 	$(BIN)/faxops schema > schemas/campaign.schema.json
 
+chaos: $(VENV)/.dev
+	FAXOPS_CHAOS_KILLS=334 $(BIN)/pytest tests/test_chaos.py -s
+
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 

@@ -124,6 +124,13 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("simulate", help="run a loopback simulator of a provider API (try faxops without an account)")
     p.add_argument("provider", metavar="TYPE", help="provider type, e.g. retarus")
     p.add_argument("--port", type=int, default=8025, help="port on 127.0.0.1 (default 8025)")
+    p.add_argument(
+        "--transmit-seconds",
+        type=float,
+        default=None,
+        metavar="S",
+        help="how long a fax takes from acceptance to its final status (default 35)",
+    )
     return parser
 
 
@@ -517,7 +524,7 @@ def cmd_simulate(args: argparse.Namespace, output: Any) -> int:
 
     if args.provider not in SIMULATORS:
         raise InputError(f"no simulator for {args.provider!r} (there are: {', '.join(sorted(SIMULATORS))})")
-    sim = SIMULATORS[args.provider](port=args.port).start()
+    sim = SIMULATORS[args.provider](port=args.port, transmit_seconds=args.transmit_seconds).start()
     output.line(f"{args.provider} simulator listening on {sim.url}")
     output.line(f"Point a manifest at it with `provider: {{type: {args.provider}, base_url: {sim.url}, ...}}`;")
     output.line("see campaigns/ for an example per provider. Control it under /_sim/ (faults, outcomes, advance).")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -27,9 +27,10 @@ from pydantic import Field
 
 from faxops.domain import Receipt, Status, StatusUpdate, Submission
 from faxops.errors import ProviderError
-from faxops.fields import SecretRef, resolve_secret
+from faxops.fields import Duration, SecretRef, resolve_secret
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
+from faxops.state.journal import iso
 
 #: Retarus recipient status -> (faxops status, retryable)
 STATUS_MAP: dict[str, tuple[Status, bool | None]] = {
@@ -79,6 +80,12 @@ class RetarusSettings(HttpSettings):
     blacklist: bool = Field(default=True, description="Honour the Robinson list, ECOFAX and Retarus' own list.")
     express: bool = False
     status_push_url: str | None = Field(default=None, pattern=r"^https?://")
+    job_validity: Duration = Field(
+        default=timedelta(hours=48),
+        description="meta.jobValid.end = submission + this. After it (plus report_grace), a job with no report "
+        "provably does not exist, which lets a lost answer be settled automatically.",
+    )
+    report_grace: Duration = Field(default=timedelta(hours=1), description="Time Retarus takes to file a report.")
 
 
 class RetarusProvider(HttpProvider):
@@ -144,6 +151,9 @@ class RetarusProvider(HttpProvider):
             body["renderingOptions"]["coverpageTemplate"] = s.coverpage_template
         if s.status_push_url:
             body["statusReportOptions"] = {"httpStatusPush": {"targetUrl": s.status_push_url}}
+        # A job that ends by a known time either has a report after it or never existed: that is what
+        # makes a lost answer decidable without a person.
+        body["meta"] = {"jobValid": {"end": iso(datetime.now(UTC) + s.job_validity)}}
         response = self.call("POST", self._path(), json=body, auth=self._basic(), sends=True)
         data = self.json(response, sends=True)
         job_id = data.get("jobId") if isinstance(data, dict) else None
@@ -178,10 +188,12 @@ class RetarusProvider(HttpProvider):
 
     def find(self, submission: Submission, since: datetime | None = None) -> Lookup:
         seen = 0
+        full = False
         for url in self._report_urls():
             response = self._get(f"{url.rstrip('/')}{self._path('/reports')}")
             reports = (self.json(response, sends=False) or {}).get("reports", []) if response is not None else []
             seen += len(reports)
+            full = full or len(reports) >= 1000
             found = [
                 Receipt(job_id=str(r["jobId"]), updates=tuple(updates_from_report(r)))
                 for r in reports
@@ -189,11 +201,22 @@ class RetarusProvider(HttpProvider):
             ]
             if found:
                 return Lookup(decided=True, found=found, evidence=f"report of job {found[0].job_id} at {url}")
-        # Reports exist only for completed jobs: absence proves nothing while a job may still be running.
+        # Reports exist only for completed jobs: absence proves nothing while a job may still be running,
+        # nor when a list was full (only the oldest 1,000 are listed), nor after reports expire (30 days).
+        now = datetime.now(UTC)
+        settled = since is not None and now > since + self.retarus.job_validity + self.retarus.report_grace
+        if settled and not full and since is not None and now - since < timedelta(days=30):
+            return Lookup(
+                True,
+                (),
+                f"no report carries reference {submission.reference} among {seen} listed, and "
+                f"a job sent then would have ended by {iso(since + self.retarus.job_validity)}",
+            )
+        why = "some report lists were full (1,000 entries)" if full else "Retarus reports only completed jobs"
         return Lookup(
             decided=False,
-            evidence=f"no completed report carries reference {submission.reference} among {seen} listed; "
-            "Retarus reports only completed jobs, so run `faxops reconcile` again later",
+            evidence=f"no completed report carries reference {submission.reference} among {seen} listed; {why}, "
+            "so run `faxops reconcile` again later",
         )
 
 

@@ -20,11 +20,17 @@ class DocoonSimulator(Simulator):
     name = "docoon"
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, username: str = "faxops", password: str = "secret"
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        transmit_seconds: float | None = None,
+        username: str = "faxops",
+        password: str = "secret",
     ) -> None:
         self.credentials = (username, password)
         self.next_job = 44608862
-        super().__init__(host, port)
+        super().__init__(host, port, transmit_seconds=transmit_seconds)
 
     def routes(self) -> list[tuple[str, str, Any]]:
         return [

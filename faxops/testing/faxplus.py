@@ -20,10 +20,12 @@ class FaxPlusSimulator(Simulator):
 
     name = "faxplus"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, token: str = "secret") -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, *, transmit_seconds: float | None = None, token: str = "secret"
+    ) -> None:
         self.token = token
         self.files: dict[str, bytes] = {}
-        super().__init__(host, port)
+        super().__init__(host, port, transmit_seconds=transmit_seconds)
 
     def routes(self) -> list[tuple[str, str, Any]]:
         account = r"/v3/accounts/(?P<user>[^/]+)"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from datetime import datetime
 from typing import Any
 
 from faxops.testing.server import ApiError, Job, Request, Response, Simulator
@@ -20,6 +21,7 @@ _REPORT = {
     "not_fax": ("NOFAX", "No fax machine answered"),
     "invalid": ("INVALID_NUMBER", "Number not allocated"),
     "canceled": ("CANCELED", "Canceled"),
+    "expired": ("EXPIRED", "Job validity ended before transmission"),
 }
 
 
@@ -33,13 +35,14 @@ class RetarusSimulator(Simulator):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        transmit_seconds: float | None = None,
         customer: str = "99999TE",
         username: str = "faxops",
         password: str = "secret",
     ) -> None:
         self.customer = customer
         self.credentials = (username, password)
-        super().__init__(host, port)
+        super().__init__(host, port, transmit_seconds=transmit_seconds)
 
     def routes(self) -> list[tuple[str, str, Any]]:
         return [
@@ -100,6 +103,9 @@ class RetarusSimulator(Simulator):
         rendering = body.get("renderingOptions")
         if rendering is not None and rendering.get("paperFormat") not in ("A4", "LETTER"):
             raise ApiError(400, "400", "renderingOptions.paperFormat: A4 or LETTER")
+        end = ((body.get("meta") or {}).get("jobValid") or {}).get("end")
+        if end is not None and not isinstance(end, str):
+            raise ApiError(400, "400", "meta.jobValid.end: an ISO 8601 time or duration")
         reference = (body.get("reference") or {}).get("customerDefinedId")
         if reference is not None and len(reference) > 256:
             raise ApiError(400, "400", "reference.customerDefinedId: at most 256 characters")
@@ -108,7 +114,12 @@ class RetarusSimulator(Simulator):
             str(r["number"]): {"properties": {p["key"]: p["value"] for p in r.get("properties") or []}}
             for r in recipients
         }
-        self.accept(reference, numbers, body, job_id=job_id, per_recipient=per_recipient)
+        job = self.accept(reference, numbers, body, job_id=job_id, per_recipient=per_recipient)
+        if end is not None:
+            try:
+                job.expires = datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                raise ApiError(400, "400", f"meta.jobValid.end: {end!r} is not an ISO 8601 time") from None
         return Response(200, {"jobId": job_id})
 
     def _report(self, job: Job) -> dict[str, Any] | None:

@@ -147,6 +147,7 @@ class Job:
     data: dict[str, Any] = field(default_factory=dict)
     canceled: set[str] = field(default_factory=set)
     retried: dict[str, float] = field(default_factory=dict)
+    expires: float | None = None  # a provider-side validity end (Retarus meta.jobValid.end)
 
 
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
@@ -157,8 +158,12 @@ class Simulator:
 
     name: ClassVar[str]
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, transmit_seconds: float | None = None) -> None:
         self.lock = threading.RLock()
+        # How long a fax stays queued, then sending (simulated seconds); tests usually move the clock.
+        total = QUEUED_FOR + SENDING_FOR if transmit_seconds is None else transmit_seconds
+        self.queued_for = total * QUEUED_FOR / (QUEUED_FOR + SENDING_FOR)
+        self.sending_for = total - self.queued_for
         self.faults: list[Fault] = []
         self.received: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str]] = []
@@ -242,10 +247,13 @@ class Simulator:
         if number in job.canceled:
             return "canceled"
         start = job.retried.get(number, job.created)
-        age = self.now() - start
-        if age < QUEUED_FOR:
+        now = self.now()
+        done_at = start + self.queued_for + self.sending_for
+        if job.expires is not None and min(now, done_at) >= job.expires:
+            return "expired"  # its validity ended before it could be transmitted
+        if now < start + self.queued_for:
             return "queued"
-        if age < QUEUED_FOR + SENDING_FOR:
+        if now < done_at:
             return "sending"
         return self.outcomes.get(number, "delivered")
 

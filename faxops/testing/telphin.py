@@ -24,6 +24,7 @@ class TelphinSimulator(Simulator):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        transmit_seconds: float | None = None,
         client_id: str = "faxops",
         client_secret: str = "secret",
         extension_id: int = 122,
@@ -34,7 +35,7 @@ class TelphinSimulator(Simulator):
         self.hourly_limit = hourly_limit
         self.tokens: set[str] = set()
         self.calls_this_hour = 0
-        super().__init__(host, port)
+        super().__init__(host, port, transmit_seconds=transmit_seconds)
 
     def routes(self) -> list[tuple[str, str, Any]]:
         out = r"/api/ver1\.0/extension/(?P<ext>\d+)/fax/out/"

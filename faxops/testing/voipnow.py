@@ -20,6 +20,7 @@ class VoipNowSimulator(Simulator):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
+        transmit_seconds: float | None = None,
         token: str = "secret",
         max_recipients: int = 5,
         max_files: int = 5,
@@ -28,7 +29,7 @@ class VoipNowSimulator(Simulator):
         self.max_recipients = max_recipients
         self.max_files = max_files
         self.next_id = 1
-        super().__init__(host, port)
+        super().__init__(host, port, transmit_seconds=transmit_seconds)
 
     def routes(self) -> list[tuple[str, str, Any]]:
         return [("POST", r"/uapi/faxes/(?P<user>[^/]+)/(?P<extension>[^/]+)", self.send)]
