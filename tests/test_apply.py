@@ -11,6 +11,7 @@ import pytest
 
 from faxops.apply import ApplyOptions, execute
 from faxops.campaign import open_campaign
+from faxops.domain import Receipt, Submission
 from faxops.errors import JournalWriteError
 from faxops.state import StateWriter, load_state, read_records
 from faxops.state.records import Event, Summary, summarise, summarise_raw
@@ -100,3 +101,44 @@ def test_human_plan_output(make_campaign: Make, cli: Cli) -> None:
     detailed = cli("plan", camp.manifest, "--details")
     assert "more (--details" not in detailed.out
     assert "+49301000014" in detailed.out
+
+
+class IntentRefusingWriter(StateWriter):
+    """A state writer whose disk is full from the start: not even an intent can be recorded."""
+
+    def record(self, event: Event) -> int:
+        raise JournalWriteError("simulated: no space left on device")
+
+
+def test_no_intent_no_send(make_campaign: Make) -> None:
+    camp = make_campaign()
+    campaign = open_campaign(camp.manifest)
+    writer = IntentRefusingWriter(campaign.paths, campaign.name, operation="test")
+    report = execute(campaign, campaign.plan(writer.state()), writer, ApplyOptions(concurrency=2))
+    writer.close()
+    assert report.stopped is not None
+    assert "nothing more was sent" in report.stopped
+    assert camp.sent() == []
+
+
+def test_a_provider_bug_is_an_unknown_outcome_not_a_resend(
+    make_campaign: Make, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from faxops.providers.sandbox import SandboxProvider
+
+    camp = make_campaign()
+    real_submit = SandboxProvider.submit
+
+    def submit_then_crash(self: SandboxProvider, submission: Submission) -> Receipt:
+        real_submit(self, submission)  # the fax went out...
+        raise KeyError("job")  # ...and then the adapter tripped over the answer
+
+    monkeypatch.setattr(SandboxProvider, "submit", submit_then_crash)
+    result = cli("apply", camp.manifest, "--auto-approve")
+    assert result.code == 1
+    assert "provider crashed" in result.err or "KeyError" in result.err
+    monkeypatch.setattr(SandboxProvider, "submit", real_submit)
+    again = cli("apply", camp.manifest, "--auto-approve")  # reconciles: found, nothing sent twice
+    assert again.code == 0, again.err
+    assert "5 found at the provider" in again.out
+    assert len(camp.sent()) == 5
