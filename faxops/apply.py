@@ -54,7 +54,7 @@ def updates_json(updates: Sequence[StatusUpdate]) -> list[dict[str, object]]:
     out = []
     for u in updates:
         item: dict[str, object] = {"number": u.number, "status": str(u.status)}
-        for key in ("raw", "reason", "retryable", "pages"):
+        for key in ("raw", "reason", "retryable", "pages", "provider_id"):
             value = getattr(u, key)
             if value is not None:
                 item[key] = value

@@ -116,6 +116,7 @@ class StatusUpdate:
     retryable: bool | None = None
     pages: int | None = None
     at: datetime | None = None
+    provider_id: str | None = None  # an id the provider gave this recipient's fax later (FAX.PLUS fax id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ from faxops.providers.retarus import safe_document_name
 from faxops.providers.telphin import merge_documents
 from faxops.testing import SIMULATORS, Simulator
 from faxops.testing.server import Request
-from tests.conftest import write_pdf
+from tests.conftest import Result, write_pdf
 
+Cli = Callable[..., Result]
 SENDER = Sender(csid="+49 30 1234 0000", header="Nordwind", number="+493012340000", name="Nordwind")
 BERGER = Recipient("+493012345678", "Kanzlei Berger", {"contact": "Anna Berger", "city": "Berlin"}, "l.csv:2")
 LEMAIRE = Recipient("+33142685300", "Cabinet Lemaire", {"contact": "Claire", "city": "Paris"}, "l.csv:3")
@@ -354,3 +355,39 @@ def test_providers_without_cancel_say_so(tmp_path: Path, running: list[Any]) -> 
     )
     with pytest.raises(ProviderError, match="cannot cancel"):
         provider.cancel(JobRef("J", ["+1"]))
+
+
+def test_faxplus_fax_id_after_sending_is_reported(
+    tmp_path: Path, documents: list[Document], running: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("F_TOKEN", "secret")
+    provider, sim = provider_for("faxplus", {"base_url": "{url}/v3", "token": "${env:F_TOKEN}"}, tmp_path, running)
+    receipt = provider.submit(Submission("fx-ids", [BERGER], documents, SENDER, "shapes"))
+    job = JobRef(receipt.job_id, [BERGER.number], "fx-ids", receipt.recipient_ids)
+    assert provider.status(job)[0].provider_id is None  # still in the outbox, known by its outbox id
+    sim.advance(3600)
+    (update,) = provider.status(job)
+    assert update.status == "delivered"
+    assert update.provider_id is not None
+    assert update.provider_id != receipt.job_id  # the fax id that replaced the outbox id
+
+
+def test_a_campaign_the_provider_cannot_send_fails_validation(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zipfile
+
+    monkeypatch.setenv("T_ID", "x")
+    monkeypatch.setenv("T_SECRET", "y")
+    with zipfile.ZipFile(tmp_path / "offer.docx", "w") as archive:
+        archive.writestr("word/document.xml", "<xml/>")
+    (tmp_path / "campaign.yaml").write_text(
+        "campaign: {name: t}\n"
+        "provider: {type: telphin, extension_id: 1, client_id: '${env:T_ID}', client_secret: '${env:T_SECRET}'}\n"
+        "documents: [offer.docx]\n"
+        "recipients: {inline: [{number: '+493012345678'}]}\n"
+    )
+    result = cli("validate", tmp_path / "campaign.yaml")
+    assert result.code == 1
+    assert "telphin does not accept docx documents (it accepts pdf, tiff)" in result.err
+    assert cli("apply", tmp_path / "campaign.yaml", "--auto-approve").code == 1

@@ -256,3 +256,27 @@ def test_resend_after_proven_not_sent_is_a_new_attempt_with_its_job_id(tmp_path:
     ]
     assert record["status"] == "delivered"
     assert load_state(paths).summaries["+491"].attempts == 1
+
+
+def test_a_later_provider_id_is_recorded_beside_the_job_id(tmp_path: Path) -> None:
+    paths = _paths(tmp_path)
+    writer = StateWriter(paths, "camp", operation="test")
+    writer.record(_intent("r1", "+491"))
+    writer.record(_accepted("r1", "OUTBOX-1", "+491", status="queued"))
+    writer.record({"t": "status", "ref": "r1", "number": "+491", "status": "delivered", "provider_id": "FAX-9"})
+    writer.close()
+    attempt = dict(read_records(paths))["+491"]["attempts"][0]
+    assert (attempt["job_id"], attempt["fax_id"], attempt["status"]) == ("OUTBOX-1", "FAX-9", "delivered")
+
+
+def test_lock_timeout_waits_then_reports(tmp_path: Path) -> None:
+    import time
+
+    path = tmp_path / ".camp.state-lock"
+    holder = StateLock(path).acquire("apply")
+    started = time.monotonic()
+    with pytest.raises(StateLockedError):
+        StateLock(path).acquire("apply", timeout=0.4)
+    assert time.monotonic() - started >= 0.4
+    holder.release()
+    StateLock(path).acquire("apply", timeout=0.4).release()

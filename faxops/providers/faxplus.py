@@ -163,7 +163,8 @@ class FaxPlusProvider(HttpProvider):
                 raw = str(record.get("status") or "")
                 status, retryable = map_fax_status(raw)
                 reason = None if status != Status.FAILED else raw.replace("_", " ")
-                update = StatusUpdate(number, status, raw, reason, retryable, record.get("pages"))
+                fax_id = str(record["id"]) if record.get("_where") == "sent" and record.get("id") else None
+                update = StatusUpdate(number, status, raw, reason, retryable, record.get("pages"), provider_id=fax_id)
                 if number not in latest or update.status.rank >= latest[number].status.rank:
                     latest[number] = update
         return list(latest.values())

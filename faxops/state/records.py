@@ -60,6 +60,10 @@ def _set_status(attempt: dict[str, Any], status: Status, at: str | None, **extra
 
 
 def _apply_update(attempt: dict[str, Any], update: dict[str, Any], at: str | None) -> None:
+    provider_id = update.get("provider_id")
+    if provider_id and provider_id not in (attempt.get("job_id"), attempt.get("recipient_id")):
+        # Recorded even when the status itself is stale: a job ID is never dropped.
+        attempt["fax_id"] = provider_id
     _set_status(
         attempt,
         Status(update["status"]),
