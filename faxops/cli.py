@@ -196,7 +196,7 @@ def cmd_validate(args: argparse.Namespace, output: Any) -> int:
         elif campaign is not None:
             pages = campaign.pages_per_fax
             output.line(
-                f"✓ {path}: campaign {campaign.name} is valid: {valid} recipient(s), "
+                f"✓ {path}: campaign {campaign.name} is valid: {valid} row(s) with a valid number, "
                 f"{len(campaign.documents)} document(s) ({pages} page(s) per fax), provider "
                 f"{campaign.provider.name}" + (f", {len(warnings)} warning(s)" if warnings else "")
             )

@@ -68,6 +68,20 @@ def provider_for(
     return provider, sim
 
 
+def telphin(
+    tmp_path: Path, running: list[Any], monkeypatch: pytest.MonkeyPatch, **sim_kwargs: Any
+) -> tuple[Provider, Simulator]:
+    monkeypatch.setenv("T_ID", "faxops")
+    monkeypatch.setenv("T_SECRET", "secret")
+    settings = {
+        "base_url": "{url}/api/ver1.0",
+        "client_id": "${env:T_ID}",
+        "client_secret": "${env:T_SECRET}",
+        "extension_id": 122,
+    }
+    return provider_for("telphin", settings, tmp_path, running, **sim_kwargs)
+
+
 def last(sim: Simulator, method: str) -> Request:
     return [r for r in sim.log if r.method == method][-1]
 
@@ -165,19 +179,7 @@ def test_faxplus_needs_a_sender_number(tmp_path: Path, documents: list[Document]
 def test_telphin_one_call_one_file_per_recipient(
     tmp_path: Path, documents: list[Document], running: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("T_ID", "faxops")
-    monkeypatch.setenv("T_SECRET", "secret")
-    provider, sim = provider_for(
-        "telphin",
-        {
-            "base_url": "{url}/api/ver1.0",
-            "client_id": "${env:T_ID}",
-            "client_secret": "${env:T_SECRET}",
-            "extension_id": 122,
-        },
-        tmp_path,
-        running,
-    )
+    provider, sim = telphin(tmp_path, running, monkeypatch)
     assert provider.job_size() == 1
     receipt = provider.submit(Submission("fx-ref-5", [BERGER], documents, SENDER, "shapes"))
     token = [r for r in sim.log if r.path == "/oauth/token"]
@@ -200,20 +202,7 @@ def test_telphin_one_call_one_file_per_recipient(
 def test_telphin_hourly_rate_limit_is_not_hammered(
     tmp_path: Path, documents: list[Document], running: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("T_ID", "faxops")
-    monkeypatch.setenv("T_SECRET", "secret")
-    provider, sim = provider_for(
-        "telphin",
-        {
-            "base_url": "{url}/api/ver1.0",
-            "client_id": "${env:T_ID}",
-            "client_secret": "${env:T_SECRET}",
-            "extension_id": 122,
-        },
-        tmp_path,
-        running,
-        hourly_limit=1,
-    )
+    provider, sim = telphin(tmp_path, running, monkeypatch, hourly_limit=1)
     provider.submit(Submission("fx-a", [BERGER], documents, SENDER, "shapes"))
     with pytest.raises(TransientError) as info:
         provider.submit(Submission("fx-b", [LEMAIRE], documents, SENDER, "shapes"))
@@ -310,19 +299,7 @@ def test_retarus_reports_are_read_at_every_data_centre(
 def test_telphin_retries_a_failed_fax_under_its_id(
     tmp_path: Path, documents: list[Document], running: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("T_ID", "faxops")
-    monkeypatch.setenv("T_SECRET", "secret")
-    provider, sim = provider_for(
-        "telphin",
-        {
-            "base_url": "{url}/api/ver1.0",
-            "client_id": "${env:T_ID}",
-            "client_secret": "${env:T_SECRET}",
-            "extension_id": 122,
-        },
-        tmp_path,
-        running,
-    )
+    provider, sim = telphin(tmp_path, running, monkeypatch)
     sim.outcomes[BERGER.number] = "busy"
     receipt = provider.submit(Submission("fx-r", [BERGER], documents, SENDER, "shapes"))
     job = JobRef(receipt.job_id, [BERGER.number])

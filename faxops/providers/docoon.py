@@ -26,7 +26,7 @@ from pydantic import Field
 
 from faxops.domain import Receipt, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError
-from faxops.fields import SecretRef, resolve_secret
+from faxops.fields import SecretRef
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
 
@@ -58,19 +58,13 @@ class DocoonProvider(HttpProvider):
     lookup = "reference"
     personalisation = True
 
+    def _basic_auth(self) -> httpx.BasicAuth:
+        return self.basic_auth(self.docoon.username, self.docoon.password)
+
     def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
         super().__init__(settings, context)
         assert isinstance(settings, DocoonSettings)
         self.docoon = settings
-        self._auth: httpx.BasicAuth | None = None
-
-    def _basic(self) -> httpx.BasicAuth:
-        if self._auth is None:
-            base = self.context.base_dir
-            self._auth = httpx.BasicAuth(
-                resolve_secret(self.docoon.username, base), resolve_secret(self.docoon.password, base)
-            )
-        return self._auth
 
     def error_details(self, response: httpx.Response) -> tuple[str | None, str]:
         try:
@@ -109,7 +103,7 @@ class DocoonProvider(HttpProvider):
         }
         if sender.csid:
             body["Parameter"]["Csid"] = sender.csid
-        response = self.call("POST", "/FaxJobs", json=body, auth=self._basic(), sends=True)
+        response = self.call("POST", "/FaxJobs", json=body, auth=self._basic_auth(), sends=True)
         data = self.json(response, sends=True)
         job = data.get("JobNumber") if isinstance(data, dict) else None
         if job is None:
@@ -117,7 +111,7 @@ class DocoonProvider(HttpProvider):
         return Receipt(job_id=str(job))
 
     def _items(self, reference: str) -> list[dict[str, Any]]:
-        response = self.call("GET", "/JobItems", params={"filterTid": reference}, auth=self._basic(), sends=False)
+        response = self.call("GET", "/JobItems", params={"filterTid": reference}, auth=self._basic_auth(), sends=False)
         items = self.json(response, sends=False)
         return items if isinstance(items, list) else []
 
@@ -147,7 +141,7 @@ class DocoonProvider(HttpProvider):
 
     def find(self, submission: Submission, since: datetime | None = None) -> Lookup:
         response = self.call(
-            "GET", "/JobSummaries", params={"filterTid": submission.reference}, auth=self._basic(), sends=False
+            "GET", "/JobSummaries", params={"filterTid": submission.reference}, auth=self._basic_auth(), sends=False
         )
         summaries = self.json(response, sends=False)
         jobs = [s for s in summaries if isinstance(s, dict)] if isinstance(summaries, list) else []

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-import httpx
 from pydantic import Field
 
 from faxops.domain import Document, Receipt, Sender, Status, StatusUpdate, Submission
@@ -90,15 +89,6 @@ class FaxPlusProvider(HttpProvider):
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {resolve_secret(self.faxplus.token, self.context.base_dir)}"}
-
-    def error_details(self, response: httpx.Response) -> tuple[str | None, str]:
-        try:
-            body = response.json()
-        except ValueError:
-            return None, response.text[:300] or response.reason_phrase
-        if isinstance(body, dict) and isinstance(body.get("error"), str):
-            return body["error"], str(body.get("description") or body["error"])
-        return super().error_details(response)
 
     def _account(self, suffix: str) -> str:
         return f"/accounts/{self.faxplus.user_id}/{suffix}"

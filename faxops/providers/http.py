@@ -36,7 +36,7 @@ from faxops.errors import (
     RejectedError,
     TransientError,
 )
-from faxops.fields import Duration
+from faxops.fields import Duration, resolve_secret
 from faxops.providers.base import Provider, ProviderContext, ProviderSettings
 
 _BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.LocalProtocolError)
@@ -88,6 +88,7 @@ class HttpProvider(Provider):
         assert isinstance(settings, HttpSettings)
         self.http_settings = settings
         self.sleep: Callable[[float], None] = time.sleep  # tests replace it: no real waiting
+        self._basic: httpx.BasicAuth | None = None
         self.client = httpx.Client(
             base_url=settings.base_url.rstrip("/"),
             timeout=settings.timeout.total_seconds(),
@@ -95,6 +96,13 @@ class HttpProvider(Provider):
         )
 
     # --- what each API says differently ------------------------------------------------------
+
+    def basic_auth(self, username: str, password: str) -> httpx.BasicAuth:
+        """HTTP Basic credentials from two secret references, resolved once."""
+        if self._basic is None:
+            base = self.context.base_dir
+            self._basic = httpx.BasicAuth(resolve_secret(username, base), resolve_secret(password, base))
+        return self._basic
 
     def auth_headers(self) -> Mapping[str, str]:
         """Headers that authenticate a request (providers with tokens fetch them here)."""
@@ -107,10 +115,20 @@ class HttpProvider(Provider):
         except ValueError:
             return None, response.text[:300] or response.reason_phrase
         if isinstance(body, dict):
+            # {"error": {"code", "message"}}, {"code", "message"}, {"status", "message"} or OAuth's
+            # {"error": "...", "error_description": "..."} (also FAX.PLUS' {"error", "description"}).
             nested = body.get("error")
             error: dict[str, Any] = nested if isinstance(nested, dict) else body
-            code = error.get("code") or error.get("status")
-            message = error.get("message") or error.get("Message") or error.get("detail") or str(body)[:300]
+            code = error.get("code") or error.get("status") or (nested if isinstance(nested, str) else None)
+            message = (
+                error.get("message")
+                or error.get("Message")
+                or error.get("description")
+                or error.get("error_description")
+                or error.get("detail")
+                or code
+                or str(body)[:300]
+            )
             return (str(code) if code is not None else None), str(message)
         return None, str(body)[:300]
 

@@ -27,7 +27,7 @@ from pydantic import Field
 
 from faxops.domain import Receipt, Status, StatusUpdate, Submission
 from faxops.errors import ProviderError
-from faxops.fields import Duration, SecretRef, resolve_secret
+from faxops.fields import Duration, SecretRef
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
 from faxops.state.journal import iso
@@ -102,19 +102,13 @@ class RetarusProvider(HttpProvider):
 
     _EXTENSIONS: ClassVar[Mapping[str, str]] = {"tiff": "tif", "jpeg": "jpg"}
 
+    def _basic_auth(self) -> httpx.BasicAuth:
+        return self.basic_auth(self.retarus.username, self.retarus.password)
+
     def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
         super().__init__(settings, context)
         assert isinstance(settings, RetarusSettings)
         self.retarus = settings
-        self._auth: httpx.BasicAuth | None = None
-
-    def _basic(self) -> httpx.BasicAuth:
-        if self._auth is None:
-            base = self.context.base_dir
-            self._auth = httpx.BasicAuth(
-                resolve_secret(self.retarus.username, base), resolve_secret(self.retarus.password, base)
-            )
-        return self._auth
 
     def _path(self, suffix: str = "") -> str:
         return f"/{self.retarus.customer_number}/fax{suffix}"
@@ -154,7 +148,7 @@ class RetarusProvider(HttpProvider):
         # A job that ends by a known time either has a report after it or never existed: that is what
         # makes a lost answer decidable without a person.
         body["meta"] = {"jobValid": {"end": iso(datetime.now(UTC) + s.job_validity)}}
-        response = self.call("POST", self._path(), json=body, auth=self._basic(), sends=True)
+        response = self.call("POST", self._path(), json=body, auth=self._basic_auth(), sends=True)
         data = self.json(response, sends=True)
         job_id = data.get("jobId") if isinstance(data, dict) else None
         if not job_id:
@@ -180,7 +174,7 @@ class RetarusProvider(HttpProvider):
 
     def _get(self, url: str) -> httpx.Response | None:
         try:
-            return self.call("GET", url, auth=self._basic(), sends=False)
+            return self.call("GET", url, auth=self._basic_auth(), sends=False)
         except ProviderError as exc:
             if exc.http_status == 404:
                 return None

@@ -25,7 +25,6 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-import httpx
 from pydantic import Field
 
 from faxops.domain import Document, Receipt, Sender, Status, StatusUpdate, Submission
@@ -139,17 +138,6 @@ class TelphinProvider(HttpProvider):
             expires = float(token.get("expires_in", 3600))
             self._token = (str(token["access_token"]), time.monotonic() + max(30.0, expires - 60))
         return {"Authorization": f"Bearer {self._token[0]}"}
-
-    def error_details(self, response: httpx.Response) -> tuple[str | None, str]:
-        try:
-            body = response.json()
-        except ValueError:
-            return None, response.text[:300] or response.reason_phrase
-        if isinstance(body, dict):
-            code = body.get("status") or body.get("error") or body.get("code")
-            message = body.get("message") or body.get("error_description") or body.get("status") or str(body)
-            return (str(code) if code else None), str(message)
-        return None, str(body)[:300]
 
     # --- calls ------------------------------------------------------------------------------------
 

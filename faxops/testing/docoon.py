@@ -45,12 +45,7 @@ class DocoonSimulator(Simulator):
         return Response(status, {"Message": message})
 
     def _auth(self, request: Request) -> None:
-        header = request.headers.get("Authorization", "")
-        try:
-            user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user, password = "", ""
-        if not header.startswith("Basic ") or (user, password) != self.credentials:
+        if self.basic_credentials(request) != self.credentials:
             raise ApiError(401, "401", "Authorization has been denied for this request.")
 
     def send(self, request: Request) -> Response:

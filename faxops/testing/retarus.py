@@ -55,12 +55,7 @@ class RetarusSimulator(Simulator):
         return Response(status, {"code": status, "message": message})
 
     def _auth(self, request: Request, cust: str) -> None:
-        header = request.headers.get("Authorization", "")
-        try:
-            user, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            user, password = "", ""
-        if not header.startswith("Basic ") or (user, password) != self.credentials:
+        if self.basic_credentials(request) != self.credentials:
             raise ApiError(401, "401", "Authentication failed")
         if cust != self.customer:
             raise ApiError(403, "403", f"customer number {cust} is not yours")

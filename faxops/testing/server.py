@@ -16,6 +16,8 @@ passes, and injects faults on request. It is driven from Python (tests) or over 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import email.parser
 import email.policy
 import json
@@ -259,6 +261,18 @@ class Simulator:
 
     def routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
         return []
+
+    @staticmethod
+    def basic_credentials(request: Request) -> tuple[str, str] | None:
+        """(user, password) of an HTTP Basic ``Authorization`` header, or None."""
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Basic "):
+            return None
+        try:
+            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return user, password
 
     def error(self, status: int, code: str, message: str) -> Response:
         """An error in the API's own format."""
