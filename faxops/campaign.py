@@ -185,10 +185,28 @@ def open_campaign(path: Path, *, use_cache: bool = True) -> Campaign:
     if problems:
         raise InputError(f"{path}: {len(problems)} problem(s)", problems)
     suppressed, warnings = load_suppressions(loaded)
+    warnings.extend(_personalisation_warnings(loaded, provider))
     cache = None
     if use_cache:
         cache = NumberCache(loaded.base_dir / ".faxops" / "cache" / f"{loaded.path.stem}.numbers")
     return Campaign(loaded, documents, provider, suppressed, warnings, cache)
+
+
+def _personalisation_warnings(loaded: LoadedManifest, provider: Provider) -> list[Problem]:
+    """Fields mapped in the manifest that this provider's API has no place for."""
+    if provider.personalisation:
+        return []
+    spec = loaded.model.recipients
+    located: list[tuple[str | int, ...]] = [
+        ("recipients", "files", i, "columns", "fields") for i, f in enumerate(spec.files) if f.columns.fields
+    ]
+    located += [("recipients", "inline", i, "fields") for i, r in enumerate(spec.inline) if r.fields]
+    return [
+        loaded.problem(
+            loc, f"{provider.name} has no per-recipient fields: these values will not reach the fax", severity="warning"
+        )
+        for loc in located[:1]
+    ]
 
 
 def check_recipients(campaign: Campaign, workers: int = 1) -> tuple[list[Problem], int]:

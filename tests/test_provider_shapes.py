@@ -368,3 +368,22 @@ def test_a_campaign_the_provider_cannot_send_fails_validation(
     assert result.code == 1
     assert "telphin does not accept docx documents (it accepts pdf, tiff)" in result.err
     assert cli("apply", tmp_path / "campaign.yaml", "--auto-approve").code == 1
+
+
+def test_fields_a_provider_cannot_deliver_are_warned_about(
+    tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("V_TOKEN", "x")
+    write_pdf(tmp_path / "letter.pdf", 1)
+    (tmp_path / "campaign.yaml").write_text(
+        "campaign: {name: t}\n"
+        "provider: {type: voipnow, base_url: 'http://127.0.0.1:9', token: '${env:V_TOKEN}', extension: '1'}\n"
+        "documents: [letter.pdf]\n"
+        "recipients: {inline: [{number: '+493012345678', fields: {contact: Anna}}]}\n"
+    )
+    result = cli("validate", tmp_path / "campaign.yaml")
+    assert result.code == 0
+    assert "campaign.yaml:4:" in result.err
+    assert "recipients.inline[0].fields" in result.err
+    assert "voipnow has no per-recipient fields" in result.err
+    assert cli("validate", tmp_path / "campaign.yaml", "--strict").code == 1
