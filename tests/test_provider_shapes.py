@@ -82,6 +82,15 @@ def telphin(
     return provider_for("telphin", settings, tmp_path, running, **sim_kwargs)
 
 
+def retarus(
+    tmp_path: Path, running: list[Any], monkeypatch: pytest.MonkeyPatch, **settings: Any
+) -> tuple[Provider, Simulator]:
+    monkeypatch.setenv("R_USER", "faxops")
+    monkeypatch.setenv("R_PASS", "secret")
+    base = {"base_url": "{url}", "customer_number": "99999TE", "username": "${env:R_USER}", "password": "${env:R_PASS}"}
+    return provider_for("retarus", {**base, **settings}, tmp_path, running)
+
+
 def last(sim: Simulator, method: str) -> Request:
     return [r for r in sim.log if r.method == method][-1]
 
@@ -229,14 +238,7 @@ def test_telphin_merges_tiff_and_pdf(tmp_path: Path, documents: list[Document]) 
 def test_retarus_body_and_safe_names(
     tmp_path: Path, documents: list[Document], running: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("R_USER", "faxops")
-    monkeypatch.setenv("R_PASS", "secret")
-    provider, sim = provider_for(
-        "retarus",
-        {"base_url": "{url}", "customer_number": "99999TE", "username": "${env:R_USER}", "password": "${env:R_PASS}"},
-        tmp_path,
-        running,
-    )
+    provider, sim = retarus(tmp_path, running, monkeypatch)
     provider.submit(Submission("fx-ref-6", [BERGER, LEMAIRE], documents, SENDER, "shapes"))
     request = last(sim, "POST")
     assert request.path == "/99999TE/fax"
@@ -273,22 +275,9 @@ def test_retarus_safe_document_name(name: str, expected: str) -> None:
 def test_retarus_reports_are_read_at_every_data_centre(
     tmp_path: Path, documents: list[Document], running: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("R_USER", "faxops")
-    monkeypatch.setenv("R_PASS", "secret")
     other = SIMULATORS["retarus"]().start()  # a second data centre that knows nothing of the job
     running.append(other)
-    provider, sim = provider_for(
-        "retarus",
-        {
-            "base_url": "{url}",
-            "customer_number": "99999TE",
-            "username": "${env:R_USER}",
-            "password": "${env:R_PASS}",
-            "report_urls": [other.url, "{url}"],
-        },
-        tmp_path,
-        running,
-    )
+    provider, sim = retarus(tmp_path, running, monkeypatch, report_urls=[other.url, "{url}"])
     receipt = provider.submit(Submission("fx-ref-7", [BERGER], documents, SENDER, "shapes"))
     sim.advance(3600)
     updates = provider.status(JobRef(receipt.job_id, [BERGER.number], "fx-ref-7"))

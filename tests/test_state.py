@@ -206,34 +206,15 @@ def test_state_lock_is_exclusive_and_says_who_holds_it(tmp_path: Path) -> None:
 
 def test_stale_lock_of_a_dead_holder_is_detected(tmp_path: Path) -> None:
     path = tmp_path / ".camp.state-lock"
-    path.write_text(
-        json.dumps(
-            {
-                "id": "abc",
-                "host": "h",
-                "pid": 999999,
-                "operation": "apply",
-                "since": "2026-01-01T00:00:00Z",
-                "who": "ci",
-            }
-        )
+    dead_holder = json.dumps(
+        {"id": "abc", "host": "h", "pid": 999999, "operation": "apply", "since": "2026-01-01T00:00:00Z", "who": "ci"}
     )
+    path.write_text(dead_holder)
     lock = StateLock(path).acquire("apply")
     assert lock.stale is not None
     assert lock.stale.id == "abc"
     lock.release()
-    path.write_text(
-        json.dumps(
-            {
-                "id": "abc",
-                "host": "h",
-                "pid": 999999,
-                "operation": "apply",
-                "since": "2026-01-01T00:00:00Z",
-                "who": "ci",
-            }
-        )
-    )
+    path.write_text(dead_holder)
     with pytest.raises(StateError, match="not nope"):
         force_unlock(path, "nope")
     assert force_unlock(path, "abc").pid == 999999
