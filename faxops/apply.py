@@ -54,10 +54,13 @@ def updates_json(updates: Sequence[StatusUpdate]) -> list[dict[str, object]]:
     out = []
     for u in updates:
         item: dict[str, object] = {"number": u.number, "status": str(u.status)}
-        for key in ("raw", "reason", "retryable", "pages", "provider_id"):
+        for key in ("raw", "reason", "retryable", "pages", "provider_id", "duration", "cost"):
             value = getattr(u, key)
             if value is not None:
                 item[key] = value
+        failure = u.failure_class()
+        if failure is not None:
+            item["failure"] = str(failure)
         if u.at is not None:
             item["at"] = iso(u.at)
         out.append(item)

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
+from faxops import clock
 from faxops.documents import DocumentError, load_document
 from faxops.domain import Document, Invalid, Recipient, Sender
 from faxops.errors import InputError, Problem
 from faxops.fields import secret_problem
 from faxops.manifest import LoadedManifest, iter_paths, load_manifest
-from faxops.plan import Plan, make_plan
+from faxops.plan import Plan, Rules, make_plan
 from faxops.providers import REGISTRY, Provider, ProviderContext
 from faxops.recipients import NumberCache, iter_rows, load_suppressions, resolve_rows
+from faxops.schedule import RetryPolicy, Schedule
 from faxops.state import RecordedState, StatePaths
 
 _SECRET_PREFIXES = ("${env:", "${file:")
@@ -73,18 +76,48 @@ class Campaign:
         yield from resolve_rows(iter_rows(self.loaded), cache, workers=workers)
         cache.save()
 
-    def plan(self, state: RecordedState, workers: int = 1) -> Plan:
+    @property
+    def schedule(self) -> Schedule:
+        return Schedule.from_spec(self.loaded.model.schedule)
+
+    def per_minute(self) -> float | None:
+        rate = self.loaded.model.schedule.rate
+        if rate is None:
+            return None
+        paces = [p for p in (rate.per_minute, rate.per_hour / 60 if rate.per_hour else None) if p]
+        return min(paces) if paces else None
+
+    def rules(self, now: datetime | None = None, resend: Mapping[str, str] | None = None) -> Rules:
+        model = self.loaded.model
+        return Rules(
+            now=now or clock.now(),
+            policy=RetryPolicy.from_spec(model.retry),
+            schedule=self.schedule,
+            resend=dict(resend or {}),
+            per_page=model.budget.per_page,
+            currency=model.budget.currency if model.budget.per_page else None,
+            per_minute=self.per_minute(),
+        )
+
+    def plan(
+        self,
+        state: RecordedState,
+        workers: int = 1,
+        *,
+        now: datetime | None = None,
+        resend: Mapping[str, str] | None = None,
+    ) -> Plan:
         """The plan for this campaign against ``state``; an empty recipient list is an input error."""
         plan = make_plan(
             self.name,
             self.candidates(workers),
             state.summaries,
             suppressed=self.suppressed,
-            max_attempts=self.loaded.model.retry.max_attempts,
+            rules=self.rules(now, resend),
             pages_per_fax=self.pages_per_fax,
             unknown_page_documents=self.unknown_page_documents,
         )
-        if sum(plan.summary()[a] for a in ("send", "retry", "unknown", "unchanged", "skip")) == 0:
+        if not any(plan.groups.values()):
             raise InputError(
                 "the recipient list is empty",
                 [self.loaded.problem(("recipients",), "no recipient rows found in the inline entries or files")],

@@ -48,6 +48,70 @@ _RANK = {
 }
 
 
+class FailureClass(enum.StrEnum):
+    """Why a fax failed, in the terms a retry policy needs. Providers keep their raw code beside it."""
+
+    BUSY = "busy"  # line busy: retry later
+    NO_ANSWER = "no_answer"  # rang out: retry later
+    NOT_FAX = "not_fax"  # a person or a voice line answered: retry at most once
+    INVALID_NUMBER = "invalid_number"  # unallocated, invalid, not in service: never retry
+    BLOCKED = "blocked"  # on the provider's or a national do-not-fax list: never retry
+    DOCUMENT = "document"  # the document was refused or could not be rendered: stop the campaign
+    ACCOUNT = "account"  # credit, plan, credentials: stop the campaign, keep state
+    UNKNOWN = "unknown"
+
+
+# Provider codes seen in the five APIs and the sandbox, upper-cased; anything else is classified by words.
+_CODES: dict[str, FailureClass] = {
+    "BUSY": FailureClass.BUSY,
+    "USER_BUSY": FailureClass.BUSY,
+    "FAILED_USER_BUSY": FailureClass.BUSY,
+    "NO_ANSWER": FailureClass.NO_ANSWER,
+    "RING_TO": FailureClass.NO_ANSWER,
+    "FAILED_NO_ANSWER": FailureClass.NO_ANSWER,
+    "NOFAX": FailureClass.NOT_FAX,
+    "NO_FAX": FailureClass.NOT_FAX,
+    "FAILED_NOT_FAX": FailureClass.NOT_FAX,
+    "INVALID_NUMBER": FailureClass.INVALID_NUMBER,
+    "NUMBER_UNKNOWN": FailureClass.INVALID_NUMBER,
+    "FAILED_INVALID_NUMBER": FailureClass.INVALID_NUMBER,
+    "FX_RECIPIENTS_INVALID": FailureClass.INVALID_NUMBER,
+    "BLACKLISTED": FailureClass.BLOCKED,
+    "FX_FILE_INVALID": FailureClass.DOCUMENT,
+    "FX_MAX_FILES_REACHED": FailureClass.DOCUMENT,
+    "FAILED_CONVERSION": FailureClass.DOCUMENT,
+    "FAILED_INSUFFICIENT_CREDIT": FailureClass.ACCOUNT,
+}
+_WORDS: tuple[tuple[tuple[str, ...], FailureClass], ...] = (
+    (("busy",), FailureClass.BUSY),
+    (("no answer", "no_answer", "noanswer", "ring", "timeout", "timed out"), FailureClass.NO_ANSWER),
+    (("not a fax", "not_fax", "nofax", "no fax", "voice", "human"), FailureClass.NOT_FAX),
+    (("blacklist", "blocklist", "robinson", "do not fax", "opt-out"), FailureClass.BLOCKED),
+    (
+        ("invalid number", "not allocated", "unallocated", "number unknown", "not in service", "no such number"),
+        FailureClass.INVALID_NUMBER,
+    ),
+    (("document", "file", "render", "conversion", "convert"), FailureClass.DOCUMENT),
+    (("credit", "balance", "payment", "quota", "account", "unauthori", "forbidden"), FailureClass.ACCOUNT),
+)
+
+
+def classify(raw: str | None, reason: str | None = None, retryable: bool | None = None) -> FailureClass:
+    """The failure class of a provider's code and message (the code decides where it is known)."""
+    for code in (raw, reason):
+        if code:
+            known = _CODES.get(code.strip().upper().replace("-", "_").replace(" ", "_"))
+            if known is not None:
+                return known
+    text = " ".join(p for p in (raw, reason) if p).lower().replace("_", " ")
+    for words, failure in _WORDS:
+        if any(word.replace("_", " ") in text for word in words):
+            return failure
+    if retryable is False:
+        return FailureClass.INVALID_NUMBER
+    return FailureClass.UNKNOWN
+
+
 # Recipient and Invalid are built once per list row: plain slotted dataclasses, because frozen ones cost
 # four times as much to construct. Treat them as immutable all the same.
 @dataclass(slots=True)
@@ -117,6 +181,14 @@ class StatusUpdate:
     pages: int | None = None
     at: datetime | None = None
     provider_id: str | None = None  # an id the provider gave this recipient's fax later (FAX.PLUS fax id)
+    failure: FailureClass | None = None  # where the provider's code says it; else classified from raw/reason
+    duration: float | None = None  # seconds on the line
+    cost: str | None = None  # as the provider states it, with its currency
+
+    def failure_class(self) -> FailureClass | None:
+        if self.status != Status.FAILED:
+            return None
+        return self.failure or classify(self.raw, self.reason, self.retryable)
 
 
 @dataclass(frozen=True, slots=True)

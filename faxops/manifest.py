@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -61,6 +61,16 @@ def _e164(value: str | None) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+class OptOut(StrictModel):
+    """How a recipient stops further faxes: required on marketing faxes, printed on the first page or cover."""
+
+    number: PhoneText = Field(description="Phone or fax number that takes opt-out requests, as printed.")
+    method: str = Field(min_length=3, description="A free way to opt out, as printed (e.g. 'free fax-back form').")
+    text: str | None = Field(
+        default=None, description="Words to look for on the first page (default: 'opt out', 'unsubscribe' and similar)."
+    )
+
+
 class CampaignMeta(StrictModel):
     """Who and what the campaign is."""
 
@@ -70,7 +80,11 @@ class CampaignMeta(StrictModel):
     )
     description: str | None = None
     owner: str | None = None
-    purpose: Literal["transactional", "marketing"] = "transactional"
+    purpose: Literal["transactional", "marketing"] = Field(
+        default="transactional",
+        description="marketing: validate requires an opt-out block and a suppression list.",
+    )
+    opt_out: OptOut | None = None
     labels: dict[str, str] = Field(default_factory=dict)
 
 
@@ -197,6 +211,16 @@ class ScheduleSpec(StrictModel):
     provider_side: bool = Field(default=False, description="Let the provider schedule where its API can.")
 
     @model_validator(mode="after")
+    def _expiry(self) -> ScheduleSpec:
+        if isinstance(self.expire_at, timedelta) and self.start_at is None:
+            raise ValueError("expire_at as a duration counts from start_at: set start_at, or give expire_at a time")
+        if isinstance(self.expire_at, datetime) and self.start_at is not None:
+            start, end = self.start_at, self.expire_at
+            if (start.tzinfo is None) == (end.tzinfo is None) and end <= start:
+                raise ValueError("expire_at must be after start_at")
+        return self
+
+    @model_validator(mode="after")
     def _timezone(self) -> ScheduleSpec:
         if self.timezone is not None:
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -208,24 +232,90 @@ class ScheduleSpec(StrictModel):
         return self
 
 
+class RetryClass(StrictModel):
+    """The retry rule of one failure class."""
+
+    max_attempts: int | None = Field(default=None, ge=1, le=20, description="Attempts in all, the first included.")
+    wait: Duration | None = Field(default=None, description="Least time after the failure before the next attempt.")
+
+
 class RetrySpec(StrictModel):
-    """How often a failed recipient may be tried."""
+    """How often, and how soon, a failed recipient may be tried again."""
 
     max_attempts: int = Field(default=3, ge=1, le=20, description="Attempts per recipient, the first included.")
+    min_gap: Duration = Field(
+        default=timedelta(minutes=5), description="Least time between two attempts to one number, whatever failed."
+    )
+    classes: dict[
+        Literal["busy", "no_answer", "not_fax", "invalid_number", "blocked", "document", "account", "unknown"],
+        RetryClass,
+    ] = Field(
+        default_factory=dict,
+        description=(
+            "Per failure class. Defaults: busy wait 10m; no_answer wait 30m; not_fax max_attempts 2, wait 1h; "
+            "invalid_number and blocked max_attempts 1 (never retried); document and account stop the run; "
+            "unknown wait 30m."
+        ),
+    )
+
+
+class Budget(StrictModel):
+    """Cost estimate and guards: apply refuses a run that would exceed one."""
+
+    currency: str = Field(default="EUR", min_length=3, max_length=3)
+    per_page: dict[str, float] = Field(
+        default_factory=dict,
+        description="Price per page by region code (DE, FR, US...), '*' for every other region.",
+    )
+    max_cost: float | None = Field(default=None, ge=0, description="Most this run may cost (estimated).")
+    max_sends: int | None = Field(default=None, ge=0, description="Most faxes one run may submit.")
+    max_pages: int | None = Field(default=None, ge=0, description="Most pages one run may submit.")
+
+    @model_validator(mode="after")
+    def _regions(self) -> Budget:
+        for key in self.per_page:
+            if key != "*" and key.upper() not in phonenumbers.SUPPORTED_REGIONS:
+                raise ValueError(f"per_page: {key!r} is not a region code such as DE, FR, GB or US, or '*'")
+        return self
+
+
+class StatusPush(StrictModel):
+    """How `faxops webhook serve` authenticates status pushes from the provider."""
+
+    secret: SecretRef = Field(description="Shared secret: Basic auth password, Bearer token, or ?token= in the URL.")
+    username: str = Field(default="faxops", description="User name for Basic auth.")
+
+
+When = Annotated[
+    Literal["final", "always", "manual"],
+    Field(
+        description="final: when every recipient has a final status; always: after every apply/refresh; "
+        "manual: only `faxops report`.",
+    ),
+]
 
 
 class FileReport(StrictModel):
+    """A report written to a file beside the manifest."""
+
     type: Literal["file"]
-    path: str
+    path: str = Field(min_length=1, description="Relative to the manifest.")
     format: Literal["json", "csv", "html"] = "json"
-    mask_numbers: bool = False
+    mask_numbers: bool = Field(default=False, description="Show +4930****5678 instead of the whole number.")
+    when: When = "final"
 
 
 class WebhookReport(StrictModel):
+    """A JSON POST of the summary (and optionally every recipient) to a URL."""
+
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://")
-    secret: SecretRef | None = Field(default=None, description="HMAC-SHA256 signing key.")
+    secret: SecretRef | None = Field(default=None, description="HMAC-SHA256 key: X-Faxops-Signature: sha256=<hex>.")
     include_recipients: bool = False
+    mask_numbers: bool = True
+    retries: int = Field(default=3, ge=0, le=10)
+    timeout: Duration = timedelta(seconds=10)
+    when: When = "final"
 
 
 class SmtpSpec(StrictModel):
@@ -237,11 +327,15 @@ class SmtpSpec(StrictModel):
 
 
 class EmailReport(StrictModel):
+    """A summary by e-mail with the CSV report attached."""
+
     type: Literal["email"]
     to: list[str] = Field(min_length=1)
     sender: str = Field(alias="from")
+    subject: str | None = None
     smtp: SmtpSpec
     mask_numbers: bool = True
+    when: When = "final"
 
 
 ReportTarget = Annotated[FileReport | WebhookReport | EmailReport, Field(discriminator="type")]
@@ -273,6 +367,8 @@ class Manifest(StrictModel):
     ] = Field(default_factory=list, description="Lists of numbers never to send to.")
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     retry: RetrySpec = Field(default_factory=RetrySpec)
+    budget: Budget = Field(default_factory=Budget)
+    status_push: StatusPush | None = Field(default=None, description="Accept provider status pushes (webhook serve).")
     reporting: list[ReportTarget] = Field(default_factory=list)
 
 

@@ -11,8 +11,10 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
@@ -28,6 +30,7 @@ _STYLE = {
     Action.SEND: "green",
     Action.RETRY: "yellow",
     Action.UNKNOWN: "magenta",
+    Action.DEFER: "blue",
     Action.UNCHANGED: "dim",
     Action.SKIP: "red",
 }
@@ -35,6 +38,7 @@ _TITLE = {
     Action.SEND: "send",
     Action.RETRY: "retry",
     Action.UNKNOWN: "unknown outcome (reconciled before anything is sent)",
+    Action.DEFER: "deferred (not due yet: a later run sends them, or `apply --wait`)",
     Action.UNCHANGED: "unchanged",
     Action.SKIP: "skip",
 }
@@ -121,6 +125,11 @@ class Output:
                 continue
             style = _STYLE[action]
             out.print(f"  [{style}]{action.symbol} {_TITLE[action]}[/] ({len(group)})")
+            if action == Action.DEFER:
+                out.print(_deferred_table(group))
+                if not details:
+                    out.print()
+                    continue
             shown = group if details else group[:limit]
             rows = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
             for _ in range(4):
@@ -128,6 +137,8 @@ class Output:
             for item in shown:
                 name = item.recipient.name if item.recipient is not None and item.recipient.name else ""
                 detail = f"attempt {item.attempt}" if action == Action.RETRY and item.attempt else ""
+                if item.due is not None:
+                    detail = f"due {_local(item.due, item.zone)}"
                 if item.reason:
                     detail = f"{detail}  {item.reason}".strip()
                 rows.add_row(
@@ -151,6 +162,13 @@ class Output:
                 f"[dim]{plan.not_in_manifest} recorded recipient(s) are no longer in the manifest; "
                 "their records are kept.[/]"
             )
+        if plan.campaign_stop:
+            out.print(
+                f"[bold yellow]Warning:[/] a failure that is not the recipient's was recorded "
+                f"({escape(plan.campaign_stop)}); apply stops at the first such failure. Fix the cause first."
+            )
+        if plan.estimate is not None and (plan.count(Action.DEFER) or plan.estimate.per_minute):
+            out.print(_estimate_line(plan))
         out.print(self.plan_summary(plan))
 
     @staticmethod
@@ -160,11 +178,17 @@ class Output:
             f"[bold]Plan:[/] {s['send']} to send, {s['retry']} to retry, {s['unchanged']} unchanged, "
             f"{s['skip']} skipped"
         )
+        if s["deferred"]:
+            text += f", [blue]{s['deferred']} deferred[/]"
         if s["unknown"]:
             text += f", [magenta]{s['unknown']} unknown[/]"
         pages = f"{s['pages']} pages"
         if plan.unknown_page_documents:
             pages += f" (+ {plan.unknown_page_documents} document(s) of unknown length per fax)"
+        if plan.currency:
+            pages += f" · est. {plan.cost:,.2f} {plan.currency} now"
+            if plan.cost_all > plan.cost:
+                pages += f" ({plan.cost_all:,.2f} with the deferred)"
         return text + f" · {pages}"
 
     def confirm(self, count: int) -> bool:
@@ -254,6 +278,49 @@ class Output:
         out.print(detail)
         if not details and total > len(rows):
             out.print(f"[dim]… {total - len(rows)} more (--details lists all)[/]")
+
+
+def _local(moment: datetime, zone: str | None) -> str:
+    """A due time as the recipient reads it, with UTC beside it."""
+    name = (zone or "UTC").split(",")[0].strip()
+    try:
+        local = moment.astimezone(ZoneInfo(name))
+    except (KeyError, ValueError):
+        local = moment.astimezone(UTC)
+    utc = moment.astimezone(UTC).strftime("%H:%MZ")
+    return f"{local:%a %d %b %H:%M} {local.tzname()} ({utc})"
+
+
+def _deferred_table(group: Sequence[Any]) -> Table:
+    by_zone: dict[str, list[Any]] = {}
+    for item in group:
+        by_zone.setdefault(item.zone or "UTC", []).append(item)
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 6))
+    for column in ("time zone", "recipients", "first due (local)", "last due (local)"):
+        table.add_column(column, no_wrap=True)
+    for zone, items in sorted(by_zone.items(), key=lambda kv: min(i.due for i in kv[1])):
+        first = min(i.due for i in items)
+        last = max(i.due for i in items)
+        table.add_row(escape(zone), str(len(items)), _local(first, zone), _local(last, zone))
+    return table
+
+
+def _estimate_line(plan: Plan) -> str:
+    est = plan.estimate
+    assert est is not None
+    assert plan.now is not None
+    pace = f"at {est.per_minute:g}/min" if est.per_minute else "as fast as the provider accepts"
+    if est.finish is None:
+        return (
+            f"[yellow]Estimate:[/] {est.unreachable} recipient(s) cannot be sent before the campaign expires "
+            f"({pace}, within the send windows)"
+        )
+    span = est.finish - plan.now
+    hours, rest = divmod(int(span.total_seconds()), 3600)
+    days, hours = divmod(hours, 24)
+    text = f"{days} d {hours} h {rest // 60} min" if days else f"{hours} h {rest // 60} min"
+    finish = f"{est.finish.astimezone(UTC):%a %d %b %H:%M}Z"
+    return f"[bold]Estimate:[/] the last fax goes out about {finish}, in {text} ({pace}, within the send windows)"
 
 
 class ApplyProgress:

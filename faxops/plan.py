@@ -8,11 +8,17 @@ it is executing exactly the plan that was reviewed.
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from faxops.domain import Invalid, Recipient, Status
+import phonenumbers
+
+from faxops.domain import FailureClass, Invalid, Recipient, Status, classify
+from faxops.schedule import Estimate, RetryPolicy, Schedule, estimate, parse_time
+from faxops.state.journal import iso
 from faxops.state.records import Summary
 
 PLAN_FORMAT_VERSION = 1
@@ -23,6 +29,7 @@ class Action(enum.StrEnum):
     SEND = "send"
     RETRY = "retry"
     UNKNOWN = "unknown"
+    DEFER = "deferred"
     UNCHANGED = "unchanged"
     SKIP = "skip"
 
@@ -31,7 +38,14 @@ class Action(enum.StrEnum):
         return _SYMBOLS[self]
 
 
-_SYMBOLS = {Action.SEND: "+", Action.RETRY: "~", Action.UNKNOWN: "?", Action.UNCHANGED: "=", Action.SKIP: "!"}
+_SYMBOLS = {
+    Action.SEND: "+",
+    Action.RETRY: "~",
+    Action.UNKNOWN: "?",
+    Action.DEFER: "…",
+    Action.UNCHANGED: "=",
+    Action.SKIP: "!",
+}
 
 
 @dataclass(slots=True)  # not frozen: one per recipient, and frozen dataclasses are 4x slower to build
@@ -46,15 +60,20 @@ class PlannedAction:
     source: str | None = None
     status: str | None = None  # the recorded status, where there is one
     reference: str | None = None  # of an attempt whose outcome is unknown
+    due: datetime | None = None  # when a deferred recipient becomes due
+    zone: str | None = None  # the recipient's time zone(s), where windows apply
+    forced: str | None = None  # ``apply --resend`` reason
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": str(self.action), "number": self.number}
         if self.recipient is not None and self.recipient.name:
             out["name"] = self.recipient.name
-        for key in ("attempt", "status", "reason", "source", "reference"):
+        for key in ("attempt", "status", "reason", "source", "reference", "zone", "forced"):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.due is not None:
+            out["due"] = iso(self.due)
         return out
 
 
@@ -76,6 +95,13 @@ class Plan:
     duplicates: int = 0
     duplicate_samples: list[Duplicate] = field(default_factory=list)
     not_in_manifest: int = 0  # recorded numbers the manifest no longer lists (left alone)
+    now: datetime | None = None
+    expired: list[str] = field(default_factory=list)  # never-sent numbers past the campaign's expiry
+    cost: float = 0.0  # estimated cost of this run's sends
+    cost_all: float = 0.0  # ... and of every recipient still to send (deferred included)
+    currency: str | None = None
+    estimate: Estimate | None = None
+    campaign_stop: str | None = None  # a failure that is not the recipient's (document, account)
 
     def count(self, action: Action) -> int:
         return len(self.groups[action])
@@ -99,6 +125,7 @@ class Plan:
             "unknown": self.count(Action.UNKNOWN),
             "unchanged": self.count(Action.UNCHANGED),
             "skip": self.count(Action.SKIP),
+            "deferred": self.count(Action.DEFER),
             "pages": self.pages,
             "duplicates": self.duplicates,
         }
@@ -108,24 +135,44 @@ class Plan:
         return [(str(a.action), a.number, a.attempt) for a in self.to_submit]
 
 
+@dataclass(frozen=True)
+class Rules:
+    """Everything besides the recipients and the state that decides a plan."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    schedule: Schedule = field(default_factory=Schedule)
+    resend: Mapping[str, str] = field(default_factory=dict)  # number -> why (``apply --resend``)
+    per_page: Mapping[str, float] = field(default_factory=dict)  # region (or '*') -> price
+    currency: str | None = None
+    per_minute: float | None = None  # the pace, for the duration estimate
+
+
 def make_plan(
     campaign: str,
     candidates: Iterable[Recipient | Invalid],
     state: Mapping[str, Summary],
     *,
     suppressed: Mapping[str, str] | None = None,
-    max_attempts: int = 3,
+    rules: Rules | None = None,
     pages_per_fax: int | None = 0,
     unknown_page_documents: int = 0,
 ) -> Plan:
     """Decide one action per recipient. ``candidates`` may be a generator; it is read once."""
     suppressed = suppressed or {}
-    plan = Plan(campaign, pages_per_fax=pages_per_fax, unknown_page_documents=unknown_page_documents)
+    rules = rules or Rules()
+    now = rules.now
+    schedule = rules.schedule
+    plan = Plan(campaign, pages_per_fax=pages_per_fax, unknown_page_documents=unknown_page_documents, now=now)
+    plan.currency = rules.currency
     groups = plan.groups
     unchanged = groups[Action.UNCHANGED]
     settled = {Status.QUEUED: "queued", Status.SENDING: "sending", Status.DELIVERED: "delivered"}
     first_source: dict[str, str] = {}
     get_summary = state.get
+    due_counts: Counter[tuple[tuple[str, ...], datetime]] = Counter()
+    prices = _Prices(rules.per_page, pages_per_fax or 0)
+    expired = schedule.expired(now)
     for candidate in candidates:
         if isinstance(candidate, Invalid):
             groups[Action.SKIP].append(
@@ -142,31 +189,103 @@ def make_plan(
             continue
         first_source[number] = candidate.source
         summary = get_summary(number)
-        if summary is not None and summary.status in settled and number not in suppressed:
+        if (
+            summary is not None
+            and summary.status in settled
+            and number not in suppressed
+            and number not in rules.resend
+        ):
             # The common case of a large warm plan, kept to a few dictionary look-ups.
             unchanged.append(
                 PlannedAction(Action.UNCHANGED, number, None, None, None, candidate.source, settled[summary.status])
             )
             continue
-        planned = _decide(candidate, summary, suppressed.get(number), max_attempts)
+        planned, earliest = _decide(candidate, summary, suppressed.get(number), rules)
+        if planned.action in (Action.SEND, Action.RETRY):
+            if summary is not None and summary.failure in _CAMPAIGN_STOPS and plan.campaign_stop is None:
+                plan.campaign_stop = f"{summary.failure}: {summary.reason or 'refused'} ({number})"
+            if expired:
+                assert schedule.expire_at is not None
+                planned = PlannedAction(
+                    Action.SKIP,
+                    number,
+                    source=planned.source,
+                    status=str(Status.EXPIRED),
+                    reason=f"campaign expired at {iso(schedule.expire_at)}: never sent late",
+                )
+                plan.expired.append(number)
+            else:
+                zones = schedule.zones(number)
+                due = schedule.due(zones, max(now, earliest or now))
+                if due is None:
+                    planned = PlannedAction(
+                        Action.SKIP,
+                        number,
+                        source=planned.source,
+                        status=planned.status,
+                        reason="no send window opens before the campaign expires",
+                    )
+                else:
+                    due_counts[(zones, due)] += 1
+                    plan.cost_all += prices.of(number)
+                    if schedule.restricts_time:
+                        planned.zone = ", ".join(zones)
+                    if due > now:
+                        planned.action = Action.DEFER
+                        planned.due = due
+                    else:
+                        plan.cost += prices.of(number)
         groups[planned.action].append(planned)
     plan.not_in_manifest = sum(1 for number in state if number not in first_source)
+    if due_counts and (rules.per_minute or schedule.restricts_time or schedule.start_at):
+        plan.estimate = estimate(schedule, due_counts, now, rules.per_minute)
     return plan
 
 
-def _decide(recipient: Recipient, summary: Summary | None, suppressed: str | None, max_attempts: int) -> PlannedAction:
+_CAMPAIGN_STOPS = frozenset({FailureClass.DOCUMENT, FailureClass.ACCOUNT})
+_EPOCH = datetime.min.replace(tzinfo=UTC)
+
+
+class _Prices:
+    """Price of one fax to a number: pages times the per-page price of its region."""
+
+    def __init__(self, per_page: Mapping[str, float], pages: int) -> None:
+        self.per_page = {k.upper(): v for k, v in per_page.items()}
+        self.pages = pages
+        self._by_cc: dict[str, float] = {}
+
+    def of(self, number: str) -> float:
+        if not self.per_page:
+            return 0.0
+        for length in (1, 2, 3):
+            cc = number[1 : 1 + length]
+            if cc in self._by_cc:
+                return self._by_cc[cc]
+            regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(int(cc)) if cc.isdigit() else None
+            if regions:
+                price = next((self.per_page[r] for r in regions if r in self.per_page), self.per_page.get("*", 0.0))
+                self._by_cc[cc] = price * self.pages
+                return self._by_cc[cc]
+        return self.per_page.get("*", 0.0) * self.pages
+
+
+def _decide(
+    recipient: Recipient, summary: Summary | None, suppressed: str | None, rules: Rules
+) -> tuple[PlannedAction, datetime | None]:
+    """The action before the schedule is applied, and the earliest time a send or retry may happen."""
     number, source = recipient.number, recipient.source
+    forced = rules.resend.get(number)
     if suppressed is not None:
-        # Suppression wins over everything, even a retry that is due.
+        # Suppression wins over everything, even a retry that is due or a forced resend.
         return PlannedAction(
             Action.SKIP,
             number,
             reason=f"suppressed: {suppressed}",
             source=source,
             status=str(summary.status) if summary else None,
-        )
+        ), None
     if summary is None or summary.attempts == 0:
-        return PlannedAction(Action.SEND, number, recipient, attempt=1, source=source)
+        return PlannedAction(Action.SEND, number, recipient, attempt=1, source=source, forced=forced), None
     status = summary.status
     if status == Status.PENDING:
         why = summary.reason or "no answer was recorded (the run was interrupted)"
@@ -179,36 +298,43 @@ def _decide(recipient: Recipient, summary: Summary | None, suppressed: str | Non
             reason=f"outcome of attempt {summary.attempts} unknown: {why}",
             source=source,
             reference=summary.reference,
-        )
-    if status in (Status.QUEUED, Status.SENDING, Status.DELIVERED):
-        return PlannedAction(Action.UNCHANGED, number, status=str(status), source=source)
-    if status == Status.FAILED:
-        if not summary.retryable:
-            return PlannedAction(
-                Action.SKIP,
-                number,
-                status=str(status),
-                source=source,
-                reason=f"failed, not retryable: {summary.reason or 'no reason given'}",
-            )
-        if summary.attempts >= max_attempts:
-            return PlannedAction(
-                Action.SKIP,
-                number,
-                status=str(status),
-                source=source,
-                reason=f"out of attempts ({summary.attempts} of {max_attempts}): {summary.reason}",
-            )
+        ), None
+    last_at = parse_time(summary.updated_at)
+    if forced is not None:
+        gap = (last_at + rules.policy.min_gap) if last_at else None
         return PlannedAction(
             Action.RETRY,
             number,
             recipient,
             attempt=summary.attempts + 1,
             status=str(status),
-            reason=summary.reason,
+            reason=f"resend requested: {forced}",
             source=source,
-        )
-    return PlannedAction(Action.SKIP, number, status=str(status), source=source, reason=str(status))
+            forced=forced,
+        ), gap
+    if status in (Status.QUEUED, Status.SENDING, Status.DELIVERED):
+        return PlannedAction(Action.UNCHANGED, number, status=str(status), source=source), None
+    if status in (Status.FAILED, Status.EXPIRED):
+        failure = summary.failure or classify(None, summary.reason, summary.retryable)
+        due, why = rules.policy.next_attempt(failure, summary.attempts, last_at)
+        if due is None:
+            return PlannedAction(
+                Action.SKIP,
+                number,
+                status=str(status),
+                source=source,
+                reason=f"{status} ({failure}: {summary.reason or 'no reason given'}), {why}",
+            ), None
+        return PlannedAction(
+            Action.RETRY,
+            number,
+            recipient,
+            attempt=summary.attempts + 1,
+            status=str(status),
+            reason=f"{failure}: {summary.reason or status}",
+            source=source,
+        ), (due if due > _EPOCH else None)
+    return PlannedAction(Action.SKIP, number, status=str(status), source=source, reason=str(status)), None
 
 
 def plan_json(plan: Plan, *, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -218,6 +344,18 @@ def plan_json(plan: Plan, *, extra: Mapping[str, Any] | None = None) -> dict[str
         "campaign": plan.campaign,
         "summary": plan.summary(),
     }
+    if plan.now is not None:
+        doc["at"] = iso(plan.now)
+    if plan.currency and (plan.cost or plan.cost_all):
+        doc["cost"] = {"currency": plan.currency, "this_run": round(plan.cost, 2), "all": round(plan.cost_all, 2)}
+    if plan.estimate is not None:
+        doc["estimate"] = {
+            "finish": iso(plan.estimate.finish) if plan.estimate.finish else None,
+            "per_minute": plan.estimate.per_minute,
+            "unreachable": plan.estimate.unreachable,
+        }
+    if plan.campaign_stop:
+        doc["campaign_stop"] = plan.campaign_stop
     if extra:
         doc.update(extra)
     doc["actions"] = [a.to_json() for action in Action for a in plan.groups[action]]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from pypdf import PdfWriter
 
+from faxops import clock
 from faxops.cli import main
 
 DEFAULT_ROWS = [
@@ -143,3 +144,11 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> 
         return Result(code, captured.out, captured.err)
 
     return run
+
+
+@pytest.fixture
+def manual_clock(monkeypatch: pytest.MonkeyPatch) -> clock.ManualClock:
+    """faxops' clock, moved by the test (it starts at the real now: simulators keep real time)."""
+    fake = clock.ManualClock(clock.Clock().now())
+    monkeypatch.setattr(clock, "CLOCK", fake)
+    return fake

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from faxops import clock
 from tests.conftest import DEFAULT_ROWS, CampaignDir, Result, write_csv
 
 Cli = Callable[..., Result]
@@ -22,7 +24,16 @@ def test_example_campaign_plans_applies_and_reports(tmp_path: Path, cli: Cli) ->
     plan = cli("plan", manifest, "--json")
     assert plan.code == 0
     summary = plan.json["summary"]
-    assert summary == {"send": 17, "retry": 0, "unknown": 0, "unchanged": 0, "skip": 2, "pages": 51, "duplicates": 1}
+    assert summary == {
+        "send": 17,
+        "retry": 0,
+        "unknown": 0,
+        "unchanged": 0,
+        "skip": 2,
+        "deferred": 0,
+        "pages": 51,
+        "duplicates": 1,
+    }
 
     applied = cli("apply", manifest, "--auto-approve")
     assert applied.code == 0, applied.err
@@ -71,6 +82,7 @@ def test_plan_json_is_the_only_thing_on_stdout(make_campaign: Make, cli: Cli) ->
         "unknown": 0,
         "unchanged": 0,
         "skip": 1,
+        "deferred": 0,
         "pages": 2,
         "duplicates": 1,
     }
@@ -88,20 +100,34 @@ def test_detailed_exitcode(make_campaign: Make, cli: Cli) -> None:
     assert cli("plan", camp.manifest, "--detailed-exitcode").code == 0
 
 
-def test_retry_of_busy_numbers_until_attempts_run_out(make_campaign: Make, cli: Cli) -> None:
+def test_retry_of_busy_numbers_until_attempts_run_out(
+    make_campaign: Make, cli: Cli, manual_clock: clock.ManualClock
+) -> None:
     camp = make_campaign(outcomes={"+33142685300": "busy", "+12025550123": "invalid"})
     cli("apply", camp.manifest, "--auto-approve")
     plan = cli("plan", camp.manifest, "--json").json
     by_action = {a["number"]: a for a in plan["actions"]}
+    # busy waits 10 minutes by default: deferred until then, with the time it becomes due
+    assert by_action["+33142685300"]["action"] == "deferred"
+    due = datetime.fromisoformat(by_action["+33142685300"]["due"])
+    assert abs(due - manual_clock.now() - timedelta(minutes=10)) < timedelta(seconds=1)
+    assert by_action["+12025550123"]["action"] == "skip"  # invalid numbers are never retried
+    assert "never retried" in by_action["+12025550123"]["reason"]
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    assert camp.sent_numbers().count("+33142685300") == 1  # not due: nothing sent
+    manual_clock.advance(timedelta(minutes=10))
+    plan = cli("plan", camp.manifest, "--json").json
+    by_action = {a["number"]: a for a in plan["actions"]}
     assert by_action["+33142685300"]["action"] == "retry"
     assert by_action["+33142685300"]["attempt"] == 2
-    assert by_action["+12025550123"]["action"] == "skip"  # invalid numbers are never retried
     cli("apply", camp.manifest, "--auto-approve")
+    manual_clock.advance(timedelta(minutes=10))
     cli("apply", camp.manifest, "--auto-approve")
+    manual_clock.advance(timedelta(hours=1))
     plan = cli("plan", camp.manifest, "--json").json
     busy = next(a for a in plan["actions"] if a["number"] == "+33142685300")
     assert busy["action"] == "skip"
-    assert "out of attempts (3 of 3)" in busy["reason"]
+    assert "out of attempts (3 of 3 for busy)" in busy["reason"]
     assert camp.sent_numbers().count("+33142685300") == 3
     assert camp.sent_numbers().count("+12025550123") == 1
 

@@ -14,12 +14,13 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 import orjson
 from pydantic import Field
 
+from faxops import clock
 from faxops.domain import Receipt, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError, RejectedError
 from faxops.fields import Duration
@@ -108,7 +109,7 @@ class SandboxProvider(Provider):
                 code="SANDBOX_REJECTED",
             )
         job_id = "sbx-" + uuid.uuid4().hex[:16]
-        now = datetime.now(UTC)
+        now = clock.now()
         pages = sum(d.pages or 0 for d in submission.documents) or None
         lines = []
         updates = []

@@ -35,7 +35,9 @@ def iso(moment: datetime) -> str:
 
 
 def now_iso() -> str:
-    return iso(datetime.now(UTC))
+    from faxops import clock
+
+    return iso(clock.now())
 
 
 @dataclass(frozen=True)

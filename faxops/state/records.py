@@ -16,13 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from faxops.domain import Status
+from faxops.domain import FailureClass, Status, classify
 
 Record = dict[str, Any]
 Event = dict[str, Any]
 
 #: event types that name the numbers they touch in ``numbers``; ``status``/``resolve`` name one ``number``
-BATCH_EVENTS = frozenset({"intent", "accepted", "rejected", "not_sent", "unknown", "found"})
+BATCH_EVENTS = frozenset({"intent", "accepted", "rejected", "not_sent", "unknown", "found", "expire"})
 
 
 def event_numbers(event: Event) -> list[str]:
@@ -72,6 +72,9 @@ def _apply_update(attempt: dict[str, Any], update: dict[str, Any], at: str | Non
         reason=update.get("reason"),
         retryable=update.get("retryable"),
         pages=update.get("pages"),
+        failure=update.get("failure"),
+        duration=update.get("duration"),
+        cost=update.get("cost"),
     )
 
 
@@ -82,7 +85,12 @@ def apply_event(number: str, record: Record | None, event: Event) -> Record:
     at = event.get("at")
     ref = event.get("ref")
     attempt = _attempt(record, ref) if ref else None
-    if kind == "intent":
+    if kind == "expire":
+        # The campaign's expiry passed before this recipient was (successfully) sent: never send it late.
+        if derive_status(record) in (Status.FAILED, Status.NOT_SENT):
+            record["expired_at"] = at
+    elif kind == "intent":
+        record.pop("expired_at", None)
         attempts = record["attempts"]
         # Replaying the same intent is a no-op; a resend after "proven not sent" reuses the reference
         # (it is derived from the attempt number) and is a new attempt.
@@ -95,6 +103,8 @@ def apply_event(number: str, record: Record | None, event: Event) -> Record:
                     "submitted_at": at,
                     "status": str(Status.PENDING),
                     **({"reason": event["reason"]} if event.get("reason") else {}),
+                    **({"forced": event["forced"]} if event.get("forced") else {}),
+                    **({"send_at": event["send_at"]} if event.get("send_at") else {}),
                 }
             )
     elif attempt is None:
@@ -115,7 +125,8 @@ def apply_event(number: str, record: Record | None, event: Event) -> Record:
             attempt["reconciled"] = event.get("evidence") or "found at the provider"
     elif kind == "rejected":
         reason = ": ".join(p for p in (event.get("code"), event.get("message")) if p)
-        _set_status(attempt, Status.FAILED, at, reason=reason, retryable=bool(event.get("retryable")))
+        failure = event.get("failure") or str(classify(event.get("code"), event.get("message"), event.get("retryable")))
+        _set_status(attempt, Status.FAILED, at, reason=reason, retryable=bool(event.get("retryable")), failure=failure)
         attempt["outcome"] = "rejected"
     elif kind == "not_sent":
         if Status(attempt["status"]) == Status.PENDING:
@@ -142,10 +153,14 @@ def apply_event(number: str, record: Record | None, event: Event) -> Record:
 
 def derive_status(record: Record) -> str:
     """A recipient's status is its latest attempt's, ignoring attempts that certainly never left."""
+    status = str(Status.NOT_SENT)
     for attempt in reversed(record.get("attempts", ())):
         if attempt.get("status") != Status.NOT_SENT:
-            return str(attempt["status"])
-    return str(Status.NOT_SENT)
+            status = str(attempt["status"])
+            break
+    if record.get("expired_at") and status in (Status.FAILED, Status.NOT_SENT):
+        return str(Status.EXPIRED)
+    return status
 
 
 @dataclass(slots=True)  # not frozen (4x cheaper to build); shared instances must never be mutated
@@ -160,13 +175,14 @@ class Summary:
     job_id: str | None = None
     provider: str | None = None
     updated_at: str | None = None
+    failure: FailureClass | None = None
 
 
 def summarise(record: Record) -> Summary:
     attempts = record.get("attempts") or []
     last = next((a for a in reversed(attempts) if a.get("status") != Status.NOT_SENT), None)
     if last is None:
-        return Summary(Status.NOT_SENT, 0)
+        return Summary(Status(record.get("status") or Status.NOT_SENT), 0)
     return Summary(
         status=Status(record.get("status") or last["status"]),
         attempts=counted_attempts(record),
@@ -176,7 +192,19 @@ def summarise(record: Record) -> Summary:
         job_id=last.get("job_id"),
         provider=last.get("provider"),
         updated_at=last.get("updated_at") or last.get("submitted_at"),
+        failure=_failure(last),
     )
+
+
+def _failure(attempt: dict[str, Any]) -> FailureClass | None:
+    if attempt.get("status") != Status.FAILED:
+        return None
+    if attempt.get("failure"):
+        try:
+            return FailureClass(attempt["failure"])
+        except ValueError:
+            return FailureClass.UNKNOWN
+    return classify(attempt.get("raw_status"), attempt.get("reason"), attempt.get("retryable"))
 
 
 _SETTLED = {status: f',"status":"{status}"}}'.encode() for status in (Status.DELIVERED, Status.QUEUED, Status.SENDING)}

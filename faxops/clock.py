@@ -1,0 +1,68 @@
+"""The one source of "now" and of waiting, so that schedules, retry waits and rate limits can be tested
+with a clock that tests move by hand (no sleeping in tests)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+
+class Clock:
+    """Wall-clock time, and sleeping that a stop event interrupts."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        """Wait ``seconds``; False when ``stop`` was set first."""
+        if seconds <= 0:
+            return not (stop and stop.is_set())
+        if stop is None:
+            time.sleep(seconds)
+            return True
+        return not stop.wait(seconds)
+
+
+class ManualClock(Clock):
+    """A clock that only moves when told to; ``sleep`` moves it instead of waiting."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        with self._lock:
+            return self._now
+
+    def monotonic(self) -> float:
+        with self._lock:
+            return self._now.timestamp()
+
+    def advance(self, delta: timedelta) -> None:
+        with self._lock:
+            self._now += delta
+
+    def set(self, moment: datetime) -> None:
+        with self._lock:
+            self._now = moment
+
+    def sleep(self, seconds: float, stop: threading.Event | None = None) -> bool:
+        if stop is not None and stop.is_set():
+            return False
+        with self._lock:
+            self.slept.append(seconds)
+            self._now += timedelta(seconds=max(0.0, seconds))
+        return True
+
+
+#: what the program uses; tests replace it with a ``ManualClock``
+CLOCK: Clock = Clock()
+
+
+def now() -> datetime:
+    return CLOCK.now()
