@@ -13,15 +13,17 @@ the provider by its reference (``faxops.reconcile``) instead of sending it again
 from __future__ import annotations
 
 import hashlib
+import itertools
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from faxops import clock
 from faxops.campaign import Campaign
-from faxops.domain import Receipt, Recipient, StatusUpdate, Submission
+from faxops.domain import Receipt, Recipient, StatusUpdate, Submission, classify
 from faxops.errors import (
     AuthError,
     JournalWriteError,
@@ -31,6 +33,7 @@ from faxops.errors import (
     TransientError,
 )
 from faxops.plan import Plan, PlannedAction
+from faxops.schedule import CAMPAIGN_FAILURES
 from faxops.state import StateWriter
 from faxops.state.journal import iso, now_iso, rescue
 from faxops.state.records import Event
@@ -105,37 +108,93 @@ class ApplyReport:
     rescued: list[str] = field(default_factory=list)
     elapsed: float = 0.0
 
+    def merge(self, other: ApplyReport) -> None:
+        """Add another round's totals (``apply --wait`` sends in rounds)."""
+        self.submitted += other.submitted
+        self.outcomes.update(other.outcomes)
+        self.delivered += other.delivered
+        self.failed += other.failed
+        self.errors.extend(other.errors)
+        self.stopped = self.stopped or other.stopped
+        self.rescued.extend(other.rescued)
+        self.elapsed += other.elapsed
+
 
 @dataclass
 class ApplyOptions:
     concurrency: int = 4
     stop: threading.Event = field(default_factory=threading.Event)
     on_result: Callable[[JobResult], None] | None = None
+    per_minute: int | None = None
+    per_hour: int | None = None
+
+
+class RateLimiter:
+    """Faxes per minute (paced evenly: receiving machines and providers prefer a steady stream) and per
+    hour (a sliding window), across the whole run. Reservations are made in submission order."""
+
+    def __init__(self, per_minute: int | None, per_hour: int | None) -> None:
+        self.interval = 60.0 / per_minute if per_minute else 0.0
+        self.per_hour = per_hour
+        self._next = 0.0
+        self._window: deque[tuple[float, int]] = deque()
+        self._in_window = 0
+
+    def reserve(self, count: int, now: float) -> float:
+        """Seconds to wait before sending ``count`` faxes (and book them)."""
+        start = max(now, self._next)
+        if self.per_hour:
+            while self._window and self._window[0][0] <= start - 3600:
+                self._in_window -= self._window.popleft()[1]
+            while self._window and self._in_window + count > self.per_hour:
+                moment, booked = self._window.popleft()
+                self._in_window -= booked
+                start = max(start, moment + 3600)
+            self._window.append((start, count))
+            self._in_window += count
+        self._next = start + self.interval * count
+        return start - now
+
+    def wait(self, count: int, stop: threading.Event) -> bool:
+        if not (self.interval or self.per_hour):
+            return not stop.is_set()
+        delay = self.reserve(count, clock.CLOCK.monotonic())
+        return clock.CLOCK.sleep(delay, stop)
 
 
 def batches(campaign: Campaign, actions: Sequence[PlannedAction]) -> Iterator[Submission]:
-    """Group the plan's sends into provider jobs, each with its deterministic reference."""
+    """Group the plan's sends into provider jobs, each with its deterministic reference.
+
+    A job holds recipients with the same provider-side start time and the same forced/normal kind, so
+    that what the intent records is true of every recipient in it.
+    """
     size = campaign.provider.job_size()
     wanted = campaign.loaded.model.schedule.batch_size
     if wanted:
         size = min(size, wanted)
     digests = [d.sha256 for d in campaign.documents]
-    for start in range(0, len(actions), size):
-        chunk = actions[start : start + size]
-        recipients: list[Recipient] = [a.recipient for a in chunk if a.recipient is not None]
-        numbers = [r.number for r in recipients]
-        attempts = [a.attempt or 1 for a in chunk]
-        yield Submission(
-            reference=client_reference(campaign.name, numbers, digests, attempts),
-            recipients=recipients,
-            documents=campaign.documents,
-            sender=campaign.sender,
-            campaign=campaign.name,
-        )
+    for _, group in itertools.groupby(actions, key=lambda a: (a.due, a.forced)):
+        chunk_source = list(group)
+        for start in range(0, len(chunk_source), size):
+            chunk = chunk_source[start : start + size]
+            recipients: list[Recipient] = [a.recipient for a in chunk if a.recipient is not None]
+            numbers = [r.number for r in recipients]
+            attempts = [a.attempt or 1 for a in chunk]
+            yield Submission(
+                reference=client_reference(campaign.name, numbers, digests, attempts),
+                recipients=recipients,
+                documents=campaign.documents,
+                sender=campaign.sender,
+                campaign=campaign.name,
+                send_at=chunk[0].due,
+            )
 
 
 class _Run:
-    def __init__(self, campaign: Campaign, writer: StateWriter, options: ApplyOptions) -> None:
+    def __init__(
+        self, campaign: Campaign, writer: StateWriter, options: ApplyOptions, forced: Mapping[str, str]
+    ) -> None:
+        self.forced = forced
         self.campaign = campaign
         self.provider = campaign.provider
         self.writer = writer
@@ -156,26 +215,35 @@ class _Run:
         if self.options.stop.is_set():
             return JobResult(numbers, ref, "skipped")
         try:
-            self.writer.record(
-                {
-                    "t": "intent",
-                    "ref": ref,
-                    "numbers": list(numbers),
-                    "provider": self.provider.name,
-                    "at": now_iso(),
-                }
-            )
+            intent: Event = {
+                "t": "intent",
+                "ref": ref,
+                "numbers": list(numbers),
+                "provider": self.provider.name,
+                "at": now_iso(),
+            }
+            forced = self.forced.get(numbers[0]) if numbers else None
+            if forced:
+                intent["forced"] = forced
+                intent["reason"] = f"resend: {forced}"
+            if submission.send_at is not None:
+                intent["send_at"] = iso(submission.send_at)
+            self.writer.record(intent)
         except JournalWriteError as exc:
             self.stop(f"the journal cannot be written ({exc.message}); nothing more was sent")
             return JobResult(numbers, ref, "skipped", detail=exc.message)
         try:
             receipt = self.provider.submit(submission)
         except RejectedError as exc:
+            failure = classify(exc.code, exc.message, exc.retryable)
+            if failure in CAMPAIGN_FAILURES:
+                # Not this recipient's problem: every further send would fail the same way.
+                self.stop(f"the provider refused the campaign ({failure}): {exc.describe()}")
             return self._answer(
                 numbers,
                 ref,
                 "rejected",
-                {"code": exc.code, "message": exc.message, "retryable": exc.retryable},
+                {"code": exc.code, "message": exc.message, "retryable": exc.retryable, "failure": str(failure)},
                 exc.describe(),
             )
         except AuthError as exc:
@@ -234,16 +302,29 @@ class _Run:
             self.options.on_result(result)
 
 
+def record_expired(writer: StateWriter, numbers: Sequence[str]) -> None:
+    """Mark never-sent recipients of an expired campaign, so that reports and status say so."""
+    for start in range(0, len(numbers), 10_000):
+        writer.record({"t": "expire", "numbers": list(numbers[start : start + 10_000]), "at": now_iso()})
+
+
 def execute(campaign: Campaign, plan: Plan, writer: StateWriter, options: ApplyOptions) -> ApplyReport:
     """Submit the plan's sends and retries with bounded concurrency. Stops early on ``options.stop``."""
-    run = _Run(campaign, writer, options)
+    forced = {a.number: a.forced for a in plan.to_submit if a.forced}
+    run = _Run(campaign, writer, options, forced)
     started = time.monotonic()
     window = max(1, options.concurrency) * 2
-    jobs = batches(campaign, plan.to_submit)
+    limiter = RateLimiter(options.per_minute, options.per_hour)
+    actions = plan.to_submit
+    if any(a.due is not None for a in actions):
+        actions = sorted(actions, key=lambda a: (a.due is not None, a.due or plan.now))
+    jobs = batches(campaign, actions)
     with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="faxops-send") as pool:
         in_flight: set[Future[JobResult]] = set()
         for submission in jobs:
             if options.stop.is_set():
+                break
+            if not limiter.wait(len(submission.recipients), options.stop):
                 break
             in_flight.add(pool.submit(run.one, submission))
             if len(in_flight) >= window:

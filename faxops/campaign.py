@@ -24,7 +24,7 @@ from faxops.fields import secret_problem
 from faxops.manifest import LoadedManifest, iter_paths, load_manifest
 from faxops.plan import Plan, Rules, make_plan
 from faxops.providers import REGISTRY, Provider, ProviderContext
-from faxops.recipients import NumberCache, iter_rows, load_suppressions, resolve_rows
+from faxops.recipients import NumberCache, global_suppression_list, iter_rows, load_suppressions, resolve_rows
 from faxops.schedule import RetryPolicy, Schedule
 from faxops.state import RecordedState, StatePaths
 
@@ -97,6 +97,7 @@ class Campaign:
             per_page=model.budget.per_page,
             currency=model.budget.currency if model.budget.per_page else None,
             per_minute=self.per_minute(),
+            provider_side=model.schedule.provider_side and self.provider.can_schedule,
         )
 
     def plan(
@@ -217,7 +218,9 @@ def open_campaign(path: Path, *, use_cache: bool = True) -> Campaign:
         problems.append(problem)
     if problems:
         raise InputError(f"{path}: {len(problems)} problem(s)", problems)
-    suppressed, warnings = load_suppressions(loaded)
+    global_list = global_suppression_list()
+    extra = [(global_list, "global suppression list")] if global_list is not None else []
+    suppressed, warnings = load_suppressions(loaded, extra)
     warnings.extend(_personalisation_warnings(loaded, provider))
     cache = None
     if use_cache:

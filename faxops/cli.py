@@ -16,6 +16,7 @@ import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -64,6 +65,32 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-24T09:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError("true or false")
+
+
+def _refresh_flag(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--refresh",
+        type=_bool,
+        default=True,
+        metavar="BOOL",
+        help="ask the provider for delivery status first (default true; --refresh=false to skip)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="faxops",
@@ -79,6 +106,10 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="show what apply would send")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    _refresh_flag(p)
+    p.add_argument(
+        "--at", type=_moment, metavar="TIME", help="plan as if it were TIME (ISO 8601), e.g. to see a schedule"
+    )
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
     p.add_argument("--out", type=Path, metavar="FILE", help="save the plan for `faxops apply FILE`")
     p.add_argument("--details", action="store_true", help="list every recipient, not the first of each group")
@@ -96,6 +127,53 @@ def _parser() -> argparse.ArgumentParser:
         help="wait this long for the state lock (e.g. 30s)",
     )
     p.add_argument("--details", action="store_true", help="list every recipient of the plan")
+    _refresh_flag(p)
+    p.add_argument(
+        "--resend",
+        action="append",
+        default=[],
+        metavar="NUMBER",
+        help="force a new attempt for this recipient (repeatable; needs --reason; never overrides suppression)",
+    )
+    p.add_argument("--reason", metavar="TEXT", help="why --resend is needed (recorded in the lockfile)")
+    p.add_argument("--max-sends", type=int, metavar="N", help="refuse the run if it would send more faxes")
+    p.add_argument("--max-pages", type=int, metavar="N", help="refuse the run if it would send more pages")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="stay running and send deferred recipients as their send windows open (Ctrl-C stops safely)",
+    )
+
+    p = sub.add_parser("refresh", help="ask the provider for the status of every fax not final yet")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("--force", action="store_true", help="poll even if the provider's minimum interval has not passed")
+    p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION")
+
+    p = sub.add_parser("cancel", help="cancel queued faxes where the provider supports it")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("numbers", nargs="*", metavar="NUMBER", help="recipients to cancel (default: with --all, every one)")
+    p.add_argument("--all", action="store_true", help="cancel every queued fax of the campaign")
+    p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION")
+
+    p = sub.add_parser("report", help="render every reporting target of the manifest now")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("--format", choices=("json", "csv", "html"), help="print one report to stdout instead")
+    p.add_argument("--mask-numbers", action="store_true", help="with --format: mask the numbers")
+
+    p = sub.add_parser("webhook", help="receive provider status pushes")
+    hook = p.add_subparsers(dest="webhook_command", metavar="SUBCOMMAND", required=True)
+    p = hook.add_parser("serve", help="listen for status pushes and record them (FAX.PLUS, Retarus, generic JSON)")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+
+    p = sub.add_parser("suppress", help="manage do-not-fax lists")
+    sup = p.add_subparsers(dest="suppress_command", metavar="SUBCOMMAND", required=True)
+    p = sup.add_parser("add", help="add a number to a suppression list (default: the global list)")
+    p.add_argument("number", metavar="NUMBER")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why (kept with the entry)")
+    p.add_argument("--list", type=Path, metavar="FILE", help="the list to append to (default: the global list)")
+    p.add_argument("--region", metavar="CC", help="region for a national number, e.g. DE")
 
     p = sub.add_parser("status", help="show the recorded state (no network)")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
@@ -203,14 +281,49 @@ def cmd_validate(args: argparse.Namespace, output: Any) -> int:
     return EXIT_ERROR if failed else EXIT_OK
 
 
+def _needs_refresh(campaign: Any, state: Any) -> bool:
+    from faxops.webhook import inbox_path
+
+    inbox = inbox_path(campaign.paths)
+    if inbox.exists() and inbox.stat().st_size:
+        return True
+    return campaign.provider.reports_status and any(s.status in ("queued", "sending") for s in state.summaries.values())
+
+
+def _refresh_before_plan(campaign: Any, output: Any) -> None:
+    """plan's refresh: only when something is open, and never waiting for a lock another run holds."""
+    from faxops.state import StateWriter, load_state
+    from faxops.tracking import refresh
+
+    if not _needs_refresh(campaign, load_state(campaign.paths)):
+        return
+    try:
+        writer = StateWriter(campaign.paths, campaign.name, operation="refresh")
+    except StateLockedError as exc:
+        output.note(f"Not refreshed: {exc.message}")
+        return
+    try:
+        report = refresh(campaign, writer)
+    except BaseException:
+        _close_quietly(writer, output)
+        raise
+    writer.close()
+    output.refresh(report, brief=True)
+
+
 def cmd_plan(args: argparse.Namespace, output: Any) -> int:
     from faxops.campaign import cpu_workers, open_campaign
     from faxops.plan import plan_json
     from faxops.state import load_state
 
     campaign = open_campaign(args.manifest)
+    try:
+        if args.refresh and args.at is None:
+            _refresh_before_plan(campaign, output)
+    finally:
+        campaign.provider.close()
     state = load_state(campaign.paths)
-    plan = campaign.plan(state, cpu_workers())
+    plan = campaign.plan(state, cpu_workers(), now=args.at)
     output.problems(campaign.warnings[:20])
     if args.json:
         output.json(orjson.dumps(plan_json(plan)).decode())
@@ -294,87 +407,205 @@ class _Signals:
             signal.signal(sig, handler)
 
 
+def _resend_numbers(campaign: Any, numbers: Sequence[str], reason: str | None) -> dict[str, str]:
+    """``--resend`` numbers in E.164, each checked against the campaign."""
+    import phonenumbers
+
+    if not numbers:
+        return {}
+    if not reason or not reason.strip():
+        raise InputError("--resend needs --reason TEXT: a forced resend is recorded with why it was needed")
+    region = campaign.loaded.model.recipients.default_region
+    out = {}
+    for text in numbers:
+        try:
+            parsed = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException as exc:
+            raise InputError(f"--resend {text}: not a phone number ({exc})") from None
+        number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        if number in campaign.suppressed:
+            raise InputError(
+                f"--resend {number}: the number is suppressed ({campaign.suppressed[number]}); "
+                "suppression is never overridden, nothing was sent"
+            )
+        out[number] = reason.strip()
+    return out
+
+
+def _guards(campaign: Any, args: argparse.Namespace) -> Any:
+    from faxops.plan import Guards
+
+    budget = campaign.loaded.model.budget
+    return Guards(
+        max_sends=args.max_sends if args.max_sends is not None else budget.max_sends,
+        max_pages=args.max_pages if args.max_pages is not None else budget.max_pages,
+        max_cost=budget.max_cost,
+    )
+
+
 def cmd_apply(args: argparse.Namespace, output: Any) -> int:
-    from faxops.apply import ApplyOptions, execute
+    from faxops import clock
+    from faxops.apply import ApplyOptions, ApplyReport, execute, record_expired
     from faxops.campaign import cpu_workers, open_campaign
-    from faxops.plan import Action
+    from faxops.plan import Action, guard_problems
     from faxops.reconcile import reconcile
     from faxops.state import StateWriter
+    from faxops.tracking import refresh
 
     saved = _read_saved_plan(args.target)
     manifest = Path(saved["manifest"]) if saved else args.target
     campaign = open_campaign(manifest)
     if saved:
         _check_inputs(saved, campaign.input_digests())
+        if args.resend or args.wait:
+            raise InputError("--resend and --wait apply to a manifest, not to a saved plan")
+    resend = _resend_numbers(campaign, args.resend, args.reason)
+    guards = _guards(campaign, args)
     writer = StateWriter(campaign.paths, campaign.name, operation="apply", lock_timeout=args.lock_timeout)
     if writer.lock.stale is not None:
         output.note(
             f"Note: the previous {writer.lock.stale.describe()} ended without releasing it; its journal was recovered."
         )
     held = 0
+    total = ApplyReport()
+    signals = _Signals(output)
+    first = True
     try:
-        state = writer.state()
-        if saved and state.fingerprint() != saved.get("state"):
-            raise StalePlanError(
-                "the saved plan is stale: the recorded state changed since it was made",
-                hint="run `faxops plan` again and review the new plan",
-            )
-        if any(s.status == "pending" for s in state.summaries.values()):
-            if saved:
-                raise StalePlanError("the state holds sends of unknown outcome; run `faxops reconcile` and plan again")
-            rec = reconcile(campaign, writer, state)
-            output.reconcile(rec)
-            held = rec.held_count
-            state = writer.state()
-        plan = campaign.plan(state, cpu_workers())
-        if saved:
-            saved_key = [
-                (a["action"], a["number"], a.get("attempt"))
-                for a in saved.get("actions", [])
-                if a["action"] in (Action.SEND, Action.RETRY)
-            ]
-            if saved_key != plan.submit_key():
-                raise StalePlanError("the saved plan no longer matches what would be sent; plan again")
-            output.line(output.plan_summary(plan).replace("[bold]", "").replace("[/]", ""))
-        else:
-            output.problems(campaign.warnings[:20])
-            output.plan(plan, provider=campaign.provider.name, details=args.details)
-        if not plan.to_submit:
-            output.line("No changes. Nothing to send.", style="green")
-            writer.close()
-            return _held_exit(held)
-        if not saved and not args.auto_approve:
-            if not output.interactive:
-                raise ApprovalError(
-                    "apply needs confirmation but there is no terminal to ask; pass --auto-approve "
-                    "or apply a saved plan"
+        with signals:
+            while True:
+                state = writer.state()
+                if saved and state.fingerprint() != saved.get("state"):
+                    raise StalePlanError(
+                        "the saved plan is stale: the recorded state changed since it was made",
+                        hint="run `faxops plan` again and review the new plan",
+                    )
+                if not saved and args.refresh and _needs_refresh(campaign, state):
+                    output.refresh(refresh(campaign, writer, stop=signals.stop), brief=True)
+                    state = writer.state()
+                if any(s.status == "pending" for s in state.summaries.values()):
+                    if saved:
+                        raise StalePlanError(
+                            "the state holds sends of unknown outcome; run `faxops reconcile` and plan again"
+                        )
+                    rec = reconcile(campaign, writer, state)
+                    output.reconcile(rec)
+                    held = rec.held_count
+                    state = writer.state()
+                plan = campaign.plan(state, cpu_workers(), resend=resend)
+                missing = sorted(
+                    n for n in resend if not any(a.number == n for a in plan.to_submit + plan.groups[Action.DEFER])
                 )
-            if not output.confirm(len(plan.to_submit)):
-                raise ApprovalError("Apply cancelled; nothing was sent.")
-        concurrency = args.parallelism or campaign.loaded.model.schedule.concurrency
-        with _Signals(output) as signals, output.progress(len(plan.to_submit)) as progress:
-            options = ApplyOptions(concurrency=concurrency, stop=signals.stop, on_result=progress)
-            report = execute(campaign, plan, writer, options)
-        del plan  # a million planned actions need not outlive the sends, least of all through the fold
-        if signals.received:
-            report.stopped = report.stopped or f"interrupted ({signals.received})"
+                if missing and first:
+                    raise InputError(
+                        f"--resend {', '.join(missing)}: not a recipient of this campaign that can be sent "
+                        "(see `faxops plan`: unknown outcomes must be resolved first)"
+                    )
+                if plan.expired:
+                    record_expired(writer, plan.expired)
+                if saved and first:
+                    saved_key = [
+                        (a["action"], a["number"], a.get("attempt"))
+                        for a in saved.get("actions", [])
+                        if a["action"] in (Action.SEND, Action.RETRY)
+                    ]
+                    if saved_key != plan.submit_key():
+                        raise StalePlanError("the saved plan no longer matches what would be sent; plan again")
+                    output.line(output.plan_summary(plan).replace("[bold]", "").replace("[/]", ""))
+                elif first:
+                    output.problems(campaign.warnings[:20])
+                    output.plan(plan, provider=campaign.provider.name, details=args.details)
+                if first:
+                    problems = guard_problems(plan, guards, include_deferred=args.wait)
+                    if problems:
+                        raise ApprovalError(
+                            "the run would exceed a budget guard: " + "; ".join(problems) + ". Nothing was sent.",
+                            hint="narrow the campaign, or raise the guard (--max-sends, --max-pages, budget:)",
+                        )
+                    if plan.campaign_stop and plan.to_submit:
+                        output.note("apply stops at the first document or account failure.")
+                    if (
+                        not saved
+                        and not args.auto_approve
+                        and (plan.to_submit or (args.wait and plan.count(Action.DEFER)))
+                    ):
+                        if not output.interactive:
+                            raise ApprovalError(
+                                "apply needs confirmation but there is no terminal to ask; pass --auto-approve "
+                                "or apply a saved plan"
+                            )
+                        count = len(plan.to_submit) + (plan.count(Action.DEFER) if args.wait else 0)
+                        if not output.confirm(count):
+                            raise ApprovalError("Apply cancelled; nothing was sent.")
+                first = False
+                if plan.to_submit:
+                    concurrency = args.parallelism or campaign.loaded.model.schedule.concurrency
+                    rate = campaign.loaded.model.schedule.rate
+                    with output.progress(len(plan.to_submit)) as progress:
+                        options = ApplyOptions(
+                            concurrency=concurrency,
+                            stop=signals.stop,
+                            on_result=progress,
+                            per_minute=rate.per_minute if rate else None,
+                            per_hour=rate.per_hour if rate else None,
+                        )
+                        report = execute(campaign, plan, writer, options)
+                    total.merge(report)
+                    for action in plan.to_submit:
+                        resend.pop(action.number, None)
+                elif not args.wait or not plan.count(Action.DEFER):
+                    output.line("No changes. Nothing to send.", style="green")
+                deferred = plan.groups[Action.DEFER]
+                if not args.wait or not deferred or signals.stop.is_set() or total.stopped:
+                    if deferred and not args.wait:
+                        nxt = min(a.due for a in deferred if a.due is not None)
+                        output.note(
+                            f"{len(deferred)} recipient(s) deferred; the next becomes due at "
+                            f"{nxt.astimezone(UTC):%Y-%m-%d %H:%M}Z (run apply again then, or use --wait)."
+                        )
+                    break
+                del plan
+                due = min(a.due for a in deferred if a.due is not None)
+                output.waiting(due, len(deferred))
+                del deferred
+                if not clock.CLOCK.sleep((due - clock.now()).total_seconds(), signals.stop):
+                    break
     except BaseException:
         _close_quietly(writer, output)
-        raise
-    finally:
         campaign.provider.close()
+        raise
     try:
         writer.close(campaign.applied_with())
     except FaxopsError:
         writer.abandon()
         raise
-    output.apply_report(report)
+    finally:
+        campaign.provider.close()
+    if signals.received:
+        total.stopped = total.stopped or f"interrupted ({signals.received})"
+    if total.submitted or total.stopped:
+        output.apply_report(total)
     output.note(f"State saved to {campaign.paths.lockfile}")
+    _report_if_due(campaign, output)
     if signals.received:
         raise InterruptedRun("apply was interrupted; every fax sent so far is recorded", signal_name=signals.received)
-    if report.stopped or report.errors:
+    if total.stopped or total.errors:
         return EXIT_ERROR
-    return _held_exit(held + report.outcomes["unknown"])
+    return _held_exit(held + total.outcomes["unknown"])
+
+
+def _report_if_due(campaign: Any, output: Any) -> None:
+    """Render the reporting targets whose ``when`` has come (after apply and refresh)."""
+    from faxops import reports
+    from faxops.state import load_state
+
+    targets = campaign.loaded.model.reporting
+    if not any(t.when != "manual" for t in targets):
+        return
+    plan = campaign.plan(load_state(campaign.paths))
+    report = reports.build(campaign, plan)
+    due = reports.due_targets(campaign, report, trigger="auto")
+    if due:
+        output.deliveries(reports.deliver(campaign, report, due))
 
 
 def _held_exit(held: int) -> int:
@@ -503,6 +734,117 @@ def cmd_resolve(args: argparse.Namespace, output: Any) -> int:
     return EXIT_OK
 
 
+def cmd_refresh(args: argparse.Namespace, output: Any) -> int:
+    from faxops.campaign import open_campaign
+    from faxops.state import StateWriter
+    from faxops.tracking import refresh
+
+    campaign = open_campaign(args.manifest)
+    writer = StateWriter(campaign.paths, campaign.name, operation="refresh", lock_timeout=args.lock_timeout)
+    try:
+        with _Signals(output) as signals:
+            report = refresh(campaign, writer, force=args.force, stop=signals.stop)
+    except BaseException:
+        _close_quietly(writer, output)
+        raise
+    finally:
+        campaign.provider.close()
+    writer.close()
+    if not report.open and not report.pushed:
+        output.line("Nothing to refresh: every recorded fax has a final status.")
+    else:
+        output.refresh(report)
+    _report_if_due(campaign, output)
+    return EXIT_ERROR if report.stopped and "credentials" in report.stopped else EXIT_OK
+
+
+def cmd_cancel(args: argparse.Namespace, output: Any) -> int:
+    from faxops.campaign import open_campaign
+    from faxops.state import StateWriter
+    from faxops.tracking import cancel
+
+    if not args.numbers and not args.all:
+        raise InputError("name the recipients to cancel, or pass --all to cancel every queued fax")
+    campaign = open_campaign(args.manifest)
+    numbers = set(_resend_numbers(campaign, args.numbers, "cancel")) if args.numbers else None
+    writer = StateWriter(campaign.paths, campaign.name, operation="cancel", lock_timeout=args.lock_timeout)
+    try:
+        report = cancel(campaign, writer, numbers)
+    except BaseException:
+        _close_quietly(writer, output)
+        raise
+    finally:
+        campaign.provider.close()
+    writer.close()
+    output.line(f"Canceled {len(report.canceled)} fax(es).")
+    for number in report.not_open:
+        output.err.print(f"[yellow]{number}: not queued (already sent, final, or not in the state); left alone[/]")
+    for line in report.failed:
+        output.err.print(f"[red]✗ {line}[/]")
+    return EXIT_ERROR if report.failed else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace, output: Any) -> int:
+    from faxops import reports
+    from faxops.campaign import cpu_workers, open_campaign
+    from faxops.state import load_state
+
+    campaign = open_campaign(args.manifest)
+    campaign.provider.close()
+    report = reports.build(campaign, campaign.plan(load_state(campaign.paths), cpu_workers()))
+    if args.format:
+        mask = args.mask_numbers
+        if args.format == "json":
+            output.json(reports.render_json(report, mask=mask).decode())
+        elif args.format == "csv":
+            sys.stdout.write(reports.render_csv(report, mask=mask))
+        else:
+            sys.stdout.write(reports.render_html(report, mask=mask))
+        return EXIT_OK
+    targets = campaign.loaded.model.reporting
+    if not targets:
+        output.line("The manifest has no `reporting:` targets; use --format json|csv|html to print a report.")
+        return EXIT_OK
+    results = reports.deliver(campaign, report, reports.due_targets(campaign, report, trigger="manual"))
+    output.deliveries(results)
+    return EXIT_OK if all(r.ok for r in results) else EXIT_ERROR
+
+
+def cmd_webhook(args: argparse.Namespace, output: Any) -> int:
+    from faxops.manifest import load_manifest
+    from faxops.state import StatePaths
+    from faxops.webhook import Receiver, credentials_for
+
+    loaded = load_manifest(args.manifest)
+    credentials = credentials_for(loaded)
+    receiver = Receiver(
+        StatePaths.for_manifest(args.manifest), loaded.name, credentials, host=args.host, port=args.port
+    ).start()
+    output.line(f"Receiving status pushes for campaign {loaded.name} on {receiver.url}")
+    output.line("  FAX.PLUS fax_sent: /faxplus · Retarus status push (XML or JSON): /retarus · generic JSON: /generic")
+    output.line("  Authenticate with Basic auth (user from status_push.username), a Bearer token, or ?token=.")
+    output.line("Press Ctrl-C to stop.")
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        receiver.stop()
+    output.line(f"Stopped: {receiver.accepted} update(s) accepted, {receiver.rejected} request(s) refused.")
+    return EXIT_OK
+
+
+def cmd_suppress(args: argparse.Namespace, output: Any) -> int:
+    from faxops.recipients import add_suppression, global_suppression_list
+
+    path = args.list or global_suppression_list()
+    if path is None:
+        raise InputError("no global suppression list: set FAXOPS_SUPPRESSION_LIST, or pass --list FILE")
+    number = add_suppression(path, args.number, args.reason, region=args.region)
+    output.line(f"Added {number} to {path}: never sent by any campaign that reads this list.")
+    return EXIT_OK
+
+
 def cmd_force_unlock(args: argparse.Namespace, output: Any) -> int:
     from faxops.state import StatePaths
     from faxops.state.lock import force_unlock
@@ -545,6 +887,11 @@ _COMMANDS = {
     "status": cmd_status,
     "reconcile": cmd_reconcile,
     "resolve": cmd_resolve,
+    "refresh": cmd_refresh,
+    "cancel": cmd_cancel,
+    "report": cmd_report,
+    "webhook": cmd_webhook,
+    "suppress": cmd_suppress,
     "force-unlock": cmd_force_unlock,
     "schema": cmd_schema,
     "simulate": cmd_simulate,

@@ -167,6 +167,7 @@ class Submission:
     documents: Sequence[Document]
     sender: Sender
     campaign: str
+    send_at: datetime | None = None  # provider-side scheduling: transmit no earlier than this
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -25,6 +25,10 @@ from faxops.apply import ApplyReport, JobResult
 from faxops.errors import FaxopsError, InputError, Problem
 from faxops.plan import Action, Plan
 from faxops.reconcile import ReconcileReport
+
+if TYPE_CHECKING:
+    from faxops.reports import Delivery
+    from faxops.tracking import RefreshReport
 
 _STYLE = {
     Action.SEND: "green",
@@ -231,6 +235,33 @@ class Output:
             self.err.print(f"  [dim]… and {len(report.errors) - 20} more[/]")
         for where in report.rescued:
             self.err.print(f"[bold red]Job records could not be journalled; they were saved to {escape(where)}[/]")
+
+    def waiting(self, due: datetime, deferred: int) -> None:
+        self.err.print(
+            f"[blue]Waiting[/] until {due.astimezone(UTC):%a %d %b %H:%M}Z for the next send window "
+            f"({deferred} recipient(s) deferred). Ctrl-C stops; everything sent so far is recorded."
+        )
+
+    def refresh(self, report: RefreshReport, *, brief: bool = False) -> None:
+        if report.pushed:
+            self.err.print(f"Took in {report.pushed} status push(es) from the webhook inbox.")
+        if report.skipped:
+            if not brief or report.not_reported == 0:
+                self.err.print(f"[dim]Refresh: {escape(report.skipped)}[/]")
+        elif report.jobs or not brief:
+            self.err.print(
+                f"Refreshed {report.jobs} job(s) ({report.open} recipient(s) open): {report.changed} changed, "
+                f"{report.became_final} now final."
+            )
+        if report.stopped:
+            self.err.print(f"[yellow]Refresh stopped early:[/] {escape(report.stopped)}")
+
+    def deliveries(self, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            if d.ok:
+                self.err.print(f"[green]✓[/] {escape(d.target)}: {escape(d.detail)}")
+            else:
+                self.err.print(f"[yellow]Warning:[/] {escape(d.target)} failed: {escape(d.detail)}")
 
     # --- status --------------------------------------------------------------------------------
 

@@ -146,6 +146,7 @@ class Rules:
     per_page: Mapping[str, float] = field(default_factory=dict)  # region (or '*') -> price
     currency: str | None = None
     per_minute: float | None = None  # the pace, for the duration estimate
+    provider_side: bool = False  # hand deferred recipients over now, with their start time
 
 
 def make_plan(
@@ -230,10 +231,11 @@ def make_plan(
                     plan.cost_all += prices.of(number)
                     if schedule.restricts_time:
                         planned.zone = ", ".join(zones)
-                    if due > now:
+                    if due > now and not rules.provider_side:
                         planned.action = Action.DEFER
                         planned.due = due
                     else:
+                        planned.due = due if due > now else None  # a provider-side start time
                         plan.cost += prices.of(number)
         groups[planned.action].append(planned)
     plan.not_in_manifest = sum(1 for number in state if number not in first_source)
@@ -335,6 +337,32 @@ def _decide(
             source=source,
         ), (due if due > _EPOCH else None)
     return PlannedAction(Action.SKIP, number, status=str(status), source=source, reason=str(status)), None
+
+
+@dataclass(frozen=True)
+class Guards:
+    """Budget guards: a run that would exceed one is refused before anything is sent."""
+
+    max_sends: int | None = None
+    max_pages: int | None = None
+    max_cost: float | None = None
+
+
+def guard_problems(plan: Plan, guards: Guards, *, include_deferred: bool = False) -> list[str]:
+    sends = len(plan.to_submit) + (plan.count(Action.DEFER) if include_deferred else 0)
+    pages = (plan.pages_per_fax or 0) * sends
+    cost = plan.cost_all if include_deferred else plan.cost
+    problems = []
+    if guards.max_sends is not None and sends > guards.max_sends:
+        problems.append(f"{sends} fax(es) to send, over the limit of {guards.max_sends} (max_sends)")
+    if guards.max_pages is not None and pages > guards.max_pages:
+        problems.append(f"{pages} page(s) to send, over the limit of {guards.max_pages} (max_pages)")
+    if guards.max_cost is not None and cost > guards.max_cost:
+        problems.append(
+            f"an estimated {cost:,.2f} {plan.currency or ''} to spend, over the limit of {guards.max_cost:,.2f} "
+            "(max_cost)".replace("  ", " ")
+        )
+    return problems
 
 
 def plan_json(plan: Plan, *, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:

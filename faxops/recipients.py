@@ -9,9 +9,12 @@ spread over all cores.
 from __future__ import annotations
 
 import csv
+import getpass
+import io
 import multiprocessing
 import os
 import re
+import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +24,7 @@ import phonenumbers
 from faxops.domain import Invalid, Recipient
 from faxops.errors import InputError, Problem
 from faxops.manifest import LoadedManifest, RecipientFile, SuppressFile
+from faxops.state.journal import now_iso
 
 csv.field_size_limit(1 << 20)
 
@@ -346,14 +350,61 @@ def load_suppressions(
             else:
                 suppressed.setdefault(e164, reason)
     for path, reason in extra:
-        if path.exists():
-            for line_no, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-                raw = text.split("\t")[0].split(",")[0].strip()
-                if raw and not raw.startswith("#"):
-                    e164, _ = normalise(raw, default_region)
-                    if e164:
-                        suppressed.setdefault(e164, f"{reason} ({path.name}:{line_no})")
+        if not path.exists():
+            continue
+        try:
+            with path.open(encoding="utf-8-sig", newline="") as fh:
+                for line_no, row in enumerate(csv.reader(fh), start=1):
+                    raw = row[0].strip() if row else ""
+                    if not raw or raw.startswith("#") or raw == "number":
+                        continue
+                    e164, why = normalise(raw, default_region)
+                    if e164 is None:
+                        warnings.append(
+                            Problem(f"entry {raw!r} ignored: {why}", file=f"{path}:{line_no}", severity="warning")
+                        )
+                        continue
+                    said = row[1].strip() if len(row) > 1 and row[1].strip() else None
+                    suppressed.setdefault(e164, f"{reason}: {said}" if said else f"{reason} ({path.name}:{line_no})")
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the suppression list: {exc.strerror}") from None
     return suppressed, warnings
+
+
+GLOBAL_LIST_ENV = "FAXOPS_SUPPRESSION_LIST"
+
+
+def global_suppression_list() -> Path | None:
+    """The organisation-wide do-not-fax list: $FAXOPS_SUPPRESSION_LIST, else ~/.config/faxops/suppress.csv."""
+    named = os.environ.get(GLOBAL_LIST_ENV)
+    if named:
+        return Path(named).expanduser()
+    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return config / "faxops" / "suppress.csv"
+
+
+def add_suppression(path: Path, text: str, reason: str, *, region: str | None = None) -> str:
+    """Append a number to a suppression list (CSV: number, reason, added_at, added_by), durably."""
+    e164, why = normalise(text, region.upper() if region else None)
+    if e164 is None:
+        raise InputError(
+            f"{text!r} is not a valid number: {why}", hint="write it as +<country code>... or pass --region"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    if new:
+        writer.writerow(["number", "reason", "added_at", "added_by"])
+    who = f"{getpass.getuser()}@{socket.gethostname()}"
+    writer.writerow([e164, reason.replace("\n", " "), now_iso(), who])
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, out.getvalue().encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return e164
 
 
 def _suppress_rows(loaded: LoadedManifest, index: int, sfile: SuppressFile, path: Path) -> Iterator[tuple[str, str]]:

@@ -46,7 +46,11 @@ def reconcile(campaign: Campaign, writer: StateWriter, state: RecordedState) -> 
         if summary.status == Status.PENDING and summary.reference:
             by_reference.setdefault((summary.reference, summary.provider or ""), []).append(number)
             if summary.updated_at:
-                started[summary.reference] = datetime.fromisoformat(summary.updated_at.replace("Z", "+00:00"))
+                moment = datetime.fromisoformat(summary.updated_at.replace("Z", "+00:00"))
+                if summary.send_at:
+                    # A job scheduled on the provider's side cannot have finished before it started.
+                    moment = max(moment, datetime.fromisoformat(summary.send_at.replace("Z", "+00:00")))
+                started[summary.reference] = moment
     provider = campaign.provider
     for (reference, provider_name), numbers in sorted(by_reference.items()):
         numbers.sort()

@@ -152,3 +152,11 @@ def manual_clock(monkeypatch: pytest.MonkeyPatch) -> clock.ManualClock:
     fake = clock.ManualClock(clock.Clock().now())
     monkeypatch.setattr(clock, "CLOCK", fake)
     return fake
+
+
+@pytest.fixture(autouse=True)
+def _private_global_list(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Tests never read the machine's global suppression list; each gets its own (empty) one."""
+    path = tmp_path_factory.mktemp("global") / "suppress.csv"
+    monkeypatch.setenv("FAXOPS_SUPPRESSION_LIST", str(path))
+    return path

@@ -76,6 +76,10 @@ class Provider(ABC):
     reference_field: ClassVar[str | None] = None
     #: how a lost answer is found again: by our reference, by listing recent jobs, or not at all
     lookup: ClassVar[Literal["reference", "listing", "none"]] = "none"
+    #: whether the API takes a start time, so that scheduled faxes can be handed over early
+    can_schedule: ClassVar[bool] = False
+    #: least time between two status polls the provider asks for
+    min_poll_interval: ClassVar[float] = 0.0
     can_cancel: ClassVar[bool] = False
     can_retry: ClassVar[bool] = False
     #: whether per-recipient fields (name, personalisation) reach the provider

@@ -29,6 +29,7 @@ from faxops.errors import OutcomeUnknownError
 from faxops.fields import SecretRef
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
+from faxops.state.journal import iso
 
 #: Outcome letters known to be final for the number (assumed; the raw letter is always kept)
 PERMANENT_OUTCOMES = {"I": "invalid number", "D": "document refused"}
@@ -51,6 +52,8 @@ class DocoonProvider(HttpProvider):
     """Docoon FaxJobs."""
 
     name = "docoon"
+    can_schedule = True
+    min_poll_interval = 300.0  # Docoon asks for at most one status poll per 5 minutes
     settings_model = DocoonSettings
     max_recipients_per_job = 1000
     document_formats = frozenset({"pdf", "doc", "docx", "xls", "xlsx", "html", "tiff", "txt"})
@@ -103,6 +106,8 @@ class DocoonProvider(HttpProvider):
         }
         if sender.csid:
             body["Parameter"]["Csid"] = sender.csid
+        if submission.send_at is not None:
+            body["ScheduledStartTime"] = iso(submission.send_at)
         response = self.call("POST", "/FaxJobs", json=body, auth=self._basic_auth(), sends=True)
         data = self.json(response, sends=True)
         job = data.get("JobNumber") if isinstance(data, dict) else None

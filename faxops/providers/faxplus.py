@@ -17,7 +17,7 @@ Facts and assumptions:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field
@@ -63,6 +63,7 @@ class FaxPlusProvider(HttpProvider):
     """FAX.PLUS v3."""
 
     name = "faxplus"
+    can_schedule = True
     settings_model = FaxPlusSettings
     max_recipients_per_job = 4000
     max_documents = 10
@@ -116,6 +117,9 @@ class FaxPlusProvider(HttpProvider):
             "comment": {"text": submission.reference},
             "return_ids": True,
         }
+        if submission.send_at is not None:
+            # The API reference gives the form "2020-01-01 00:00:00 +0000" (an assumption for other forms).
+            body["send_time"] = submission.send_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
         if self.faxplus.redial_count is not None:
             body["options"] = {"retry": {"count": self.faxplus.redial_count, "delay": self.faxplus.redial_delay or 15}}
         response = self.call("POST", self._account("outbox"), json=body, sends=True)

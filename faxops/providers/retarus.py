@@ -27,7 +27,7 @@ from pydantic import Field
 
 from faxops.domain import Receipt, Status, StatusUpdate, Submission
 from faxops.errors import ProviderError
-from faxops.fields import Duration, SecretRef
+from faxops.fields import Duration, SecretRef, resolve_secret
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
 from faxops.state.journal import iso
@@ -79,7 +79,11 @@ class RetarusSettings(HttpSettings):
     coverpage_template: str | None = None
     blacklist: bool = Field(default=True, description="Honour the Robinson list, ECOFAX and Retarus' own list.")
     express: bool = False
-    status_push_url: str | None = Field(default=None, pattern=r"^https?://")
+    status_push_url: str | None = Field(
+        default=None, pattern=r"^https?://", description="Where Retarus pushes job reports (`faxops webhook serve`)."
+    )
+    status_push_user: str | None = Field(default=None, description="Basic auth user for the status push.")
+    status_push_password: SecretRef | None = Field(default=None, description="Basic auth password for the push.")
     job_validity: Duration = Field(
         default=timedelta(hours=48),
         description="meta.jobValid.end = submission + this. After it (plus report_grace), a job with no report "
@@ -92,6 +96,7 @@ class RetarusProvider(HttpProvider):
     """Retarus Fax REST v1."""
 
     name = "retarus"
+    can_schedule = True
     settings_model = RetarusSettings
     max_recipients_per_job = 500
     document_formats = frozenset({"pdf", "ps", "pcl", "tiff", "html", "txt", "xls", "xlsx", "doc", "docx"})
@@ -144,10 +149,20 @@ class RetarusProvider(HttpProvider):
         if s.coverpage_template:
             body["renderingOptions"]["coverpageTemplate"] = s.coverpage_template
         if s.status_push_url:
-            body["statusReportOptions"] = {"httpStatusPush": {"targetUrl": s.status_push_url}}
+            push: dict[str, Any] = {"targetUrl": s.status_push_url, "authMethod": "NONE"}
+            if s.status_push_password:
+                push.update(
+                    authMethod="HTTP_BASIC",
+                    principal=s.status_push_user or "faxops",
+                    credentials=resolve_secret(s.status_push_password, self.context.base_dir),
+                )
+            body["statusReportOptions"] = {"httpStatusPush": push}
         # A job that ends by a known time either has a report after it or never existed: that is what
         # makes a lost answer decidable without a person.
-        body["meta"] = {"jobValid": {"end": iso(datetime.now(UTC) + s.job_validity)}}
+        start = max(datetime.now(UTC), submission.send_at) if submission.send_at else None
+        body["meta"] = {"jobValid": {"end": iso((start or datetime.now(UTC)) + s.job_validity)}}
+        if start is not None:
+            body["meta"]["jobValid"]["start"] = iso(start)
         response = self.call("POST", self._path(), json=body, auth=self._basic_auth(), sends=True)
         data = self.json(response, sends=True)
         job_id = data.get("jobId") if isinstance(data, dict) else None

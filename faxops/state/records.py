@@ -176,6 +176,7 @@ class Summary:
     provider: str | None = None
     updated_at: str | None = None
     failure: FailureClass | None = None
+    send_at: str | None = None  # provider-side scheduled start of the latest attempt
 
 
 def summarise(record: Record) -> Summary:
@@ -193,6 +194,7 @@ def summarise(record: Record) -> Summary:
         provider=last.get("provider"),
         updated_at=last.get("updated_at") or last.get("submitted_at"),
         failure=_failure(last),
+        send_at=last.get("send_at"),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from datetime import datetime
 from typing import Any
 
 from faxops.testing.server import ApiError, Job, Request, Response, Simulator
@@ -83,10 +84,11 @@ class DocoonSimulator(Simulator):
         if csid is not None and len(str(csid)) > 20:
             raise ApiError(400, "400", "Parameter.Csid: at most 20 characters.")
         tracking = body.get("TrackingID", body.get("TrackingId"))
+        starts = _time(body.get("ScheduledStartTime"), "ScheduledStartTime")
         with self.lock:
             job_id = str(self.next_job)
             self.next_job += 1
-            self.accept(tracking, numbers, body, job_id=job_id, per_recipient=per)
+            self.accept(tracking, numbers, body, job_id=job_id, per_recipient=per).starts = starts
         return Response(200, {"JobNumber": int(job_id)})
 
     def _jobs(self, request: Request) -> list[Job]:
@@ -119,3 +121,12 @@ class DocoonSimulator(Simulator):
                     item.update(Disposition="FAIL", Outcome=_OUTCOME.get(fate, "X"), Attempts=3)
                 out.append(item)
         return Response(200, out)
+
+
+def _time(value: Any, field: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        raise ApiError(400, "400", f"{field}: {value!r} is not an ISO 8601 time.") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from faxops.testing.server import ApiError, Job, Request, Response, Simulator
@@ -84,6 +85,11 @@ class FaxPlusSimulator(Simulator):
             outbox_id = self.new_id()
             job = self.accept(comment, [str(n) for n in to], body, job_id=outbox_id)
             job.data["fax_ids"] = {n: self.new_id() for n in job.numbers}
+            if body.get("send_time"):
+                try:
+                    job.starts = datetime.strptime(body["send_time"], "%Y-%m-%d %H:%M:%S %z").timestamp()
+                except ValueError:
+                    raise ApiError(400, "invalid_send_time", "send_time: YYYY-MM-DD HH:MM:SS +ZZZZ") from None
         ids = {n: outbox_id for n in job.numbers} if body.get("return_ids") else {}
         return Response(201, {"ids": ids} if ids else {})
 

@@ -110,6 +110,12 @@ class RetarusSimulator(Simulator):
             for r in recipients
         }
         job = self.accept(reference, numbers, body, job_id=job_id, per_recipient=per_recipient)
+        start = ((body.get("meta") or {}).get("jobValid") or {}).get("start")
+        if start is not None:
+            try:
+                job.starts = datetime.fromisoformat(str(start).replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                raise ApiError(400, "400", f"meta.jobValid.start: {start!r} is not an ISO 8601 time") from None
         if end is not None:
             try:
                 job.expires = datetime.fromisoformat(end.replace("Z", "+00:00")).timestamp()

@@ -150,6 +150,7 @@ class Job:
     canceled: set[str] = field(default_factory=set)
     retried: dict[str, float] = field(default_factory=dict)
     expires: float | None = None  # a provider-side validity end (Retarus meta.jobValid.end)
+    starts: float | None = None  # a provider-side start (scheduled sending)
 
 
 Route = tuple[str, re.Pattern[str], Callable[..., Response]]
@@ -239,6 +240,7 @@ class Simulator:
                         "job_id": job.id,
                         "number": number,
                         "reference": reference,
+                        "at": time.time(),
                         **(per_recipient or {}).get(number, {}),
                     }
                 )
@@ -248,7 +250,7 @@ class Simulator:
         """Where a recipient's fax stands now: queued, sending, delivered, canceled, or its failure."""
         if number in job.canceled:
             return "canceled"
-        start = job.retried.get(number, job.created)
+        start = job.retried.get(number, max(job.created, job.starts or 0.0))
         now = self.now()
         done_at = start + self.queued_for + self.sending_for
         if job.expires is not None and min(now, done_at) >= job.expires:
