@@ -647,6 +647,7 @@ def cmd_status(args: argparse.Namespace, output: Any) -> int:
             "attempts": counted_attempts(record),
             "job_id": last.get("job_id"),
             "raw_status": last.get("raw_status"),
+            "failure": last.get("failure") if record.get("status") in ("failed", "expired") else None,
             "reason": last.get("reason"),
             "updated_at": last.get("updated_at") or last.get("submitted_at"),
         }

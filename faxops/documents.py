@@ -116,3 +116,22 @@ def load_document(path: Path, name: str | None = None) -> Document:
         sha256=digest.hexdigest(),
         pages=pages,
     )
+
+
+def first_page_text(document: Document) -> str | None:
+    """The text of a document's first page, where it can be read without rendering (PDF, TXT, HTML)."""
+    if document.format == "pdf":
+        from pypdf import PdfReader
+        from pypdf.errors import PdfReadError
+
+        try:
+            reader = PdfReader(document.path)
+            return reader.pages[0].extract_text() if reader.pages else ""
+        except (PdfReadError, ValueError, KeyError, OSError, IndexError):
+            return None
+    if document.format in ("txt", "html"):
+        try:
+            return document.path.read_text(encoding="utf-8", errors="replace")[:20_000]
+        except OSError:
+            return None
+    return None

@@ -181,12 +181,23 @@ def cancel(campaign: Campaign, writer: StateWriter, numbers: set[str] | None) ->
     """Cancel queued faxes (all, or ``numbers``) where the provider can; record each outcome."""
     provider = campaign.provider
     report = CancelReport()
-    jobs = list(open_jobs(read_records(campaign.paths), numbers))
-    found = {n for j in jobs for n in j.numbers}
-    report.not_open = sorted((numbers or set()) - found)
     if not provider.can_cancel:
         raise ProviderError(f"{provider.name} cannot cancel faxes through its API", provider=provider.name)
+    everything = list(open_jobs(read_records(campaign.paths)))
+    jobs = [j for j in everything if numbers is None or set(j.numbers) & numbers]
+    found = {n for j in jobs for n in j.numbers if numbers is None or n in numbers}
+    report.not_open = sorted((numbers or set()) - found)
     for job in jobs:
+        others = sorted(set(job.numbers) - (numbers if numbers is not None else set(job.numbers)))
+        if others and provider.cancels_whole_job:
+            report.failed.extend(
+                f"{n}: {provider.name} cancels the whole job {job.job_id}, which also holds {', '.join(others)}; "
+                "name them too (or use --all)"
+                for n in sorted(set(job.numbers) - set(others))
+            )
+            continue
+        if not provider.cancels_whole_job:
+            job.numbers = [n for n in job.numbers if numbers is None or n in numbers]
         try:
             updates = provider.cancel(job.ref())
         except ProviderError as exc:

@@ -76,11 +76,15 @@ class Provider(ABC):
     reference_field: ClassVar[str | None] = None
     #: how a lost answer is found again: by our reference, by listing recent jobs, or not at all
     lookup: ClassVar[Literal["reference", "listing", "none"]] = "none"
+    #: whether the provider prints ``sender.header`` (the identification line) on every page
+    prints_header: ClassVar[bool] = False
     #: whether the API takes a start time, so that scheduled faxes can be handed over early
     can_schedule: ClassVar[bool] = False
     #: least time between two status polls the provider asks for
     min_poll_interval: ClassVar[float] = 0.0
     can_cancel: ClassVar[bool] = False
+    #: a cancel stops every recipient of the job, not one (FAX.PLUS deletes the whole outbox entry)
+    cancels_whole_job: ClassVar[bool] = False
     can_retry: ClassVar[bool] = False
     #: whether per-recipient fields (name, personalisation) reach the provider
     personalisation: ClassVar[bool] = False

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import httpx
 from pydantic import Field
 
-from faxops.domain import Receipt, Status, StatusUpdate, Submission
+from faxops.domain import FailureClass, Receipt, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError
 from faxops.fields import SecretRef
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
@@ -33,6 +33,14 @@ from faxops.state.journal import iso
 
 #: Outcome letters known to be final for the number (assumed; the raw letter is always kept)
 PERMANENT_OUTCOMES = {"I": "invalid number", "D": "document refused"}
+#: Outcome letters as failure classes: an assumption (Docoon does not publish the letters), kept in one place
+OUTCOME_CLASSES = {
+    "B": FailureClass.BUSY,
+    "N": FailureClass.NO_ANSWER,
+    "F": FailureClass.NOT_FAX,
+    "I": FailureClass.INVALID_NUMBER,
+    "D": FailureClass.DOCUMENT,
+}
 
 
 class DocoonSettings(HttpSettings):
@@ -133,7 +141,17 @@ class DocoonProvider(HttpProvider):
             elif disposition == "FAIL":
                 permanent = PERMANENT_OUTCOMES.get(outcome)
                 reason = permanent or f"failed (outcome {outcome or '?'}, {item.get('Attempts', '?')} attempt(s))"
-                updates.append(StatusUpdate(number, Status.FAILED, raw, reason, permanent is None, pages))
+                updates.append(
+                    StatusUpdate(
+                        number,
+                        Status.FAILED,
+                        raw,
+                        reason,
+                        permanent is None,
+                        pages,
+                        failure=OUTCOME_CLASSES.get(outcome, FailureClass.UNKNOWN),
+                    )
+                )
             else:
                 updates.append(StatusUpdate(number, Status.QUEUED, raw))
         return updates

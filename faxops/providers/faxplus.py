@@ -63,6 +63,7 @@ class FaxPlusProvider(HttpProvider):
     """FAX.PLUS v3."""
 
     name = "faxplus"
+    cancels_whole_job = True
     can_schedule = True
     settings_model = FaxPlusSettings
     max_recipients_per_job = 4000

@@ -96,6 +96,7 @@ class RetarusProvider(HttpProvider):
     """Retarus Fax REST v1."""
 
     name = "retarus"
+    prints_header = True  # renderingOptions.header
     can_schedule = True
     settings_model = RetarusSettings
     max_recipients_per_job = 500

@@ -69,6 +69,7 @@ class SandboxProvider(Provider):
     lookup = "reference"
     personalisation = True
     can_cancel = False
+    prints_header = True
 
     def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
         super().__init__(settings, context)

@@ -1,0 +1,222 @@
+"""Delivery tracking end to end against the provider simulators: apply, refresh until final, retry the
+busy ones after their wait, never the invalid ones; 429 on status polls; poll intervals; cancel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from faxops import clock
+from faxops.testing import SIMULATORS, Simulator
+from faxops.testing.server import QUEUED_FOR, SENDING_FOR
+from tests.conftest import Result, write_csv, write_pdf
+from tests.test_provider_battery import CASES, Case
+
+Cli = Callable[..., Result]
+BY_TYPE = {c.type: c for c in CASES}
+DONE = QUEUED_FOR + SENDING_FOR + 1
+BUSY, INVALID, FINE = "+33142685300", "+442079460123", "+493012345678"
+
+
+class HttpCampaign:
+    def __init__(self, root: Path, case: Case, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.root, self.case, self.sim = root, case, sim
+        for key, value in case.env.items():
+            monkeypatch.setenv(key, value)
+        write_pdf(root / "letter.pdf", 1)
+        write_csv(root / "list.csv", [(FINE, "Fine GmbH"), (BUSY, "Busy SARL"), (INVALID, "Gone Ltd")])
+        self.write()
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "campaign.yaml"
+
+    def write(self, extra: str = "") -> None:
+        provider = {"type": self.case.type, **self.case.settings(self.sim), "max_retries": 0}
+        self.manifest.write_text(
+            "campaign: {name: tracked}\n"
+            f"provider: {json.dumps(provider)}\n"
+            "sender: {number: '+493012340000', header: 'Nordwind Medical'}\n"
+            "documents: [letter.pdf]\n"
+            "recipients: {files: [{path: list.csv, columns: {number: fax, name: company}}]}\n" + extra
+        )
+
+    def status(self, cli: Cli) -> dict[str, Any]:
+        doc = cli("status", self.manifest, "--json").json
+        return {r["number"]: r for r in doc["recipients"]}
+
+
+@pytest.fixture
+def http_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], HttpCampaign]]:
+    sims: list[Simulator] = []
+
+    def make(kind: str) -> HttpCampaign:
+        sim = SIMULATORS[kind]().start()
+        sims.append(sim)
+        return HttpCampaign(tmp_path, BY_TYPE[kind], sim, monkeypatch)
+
+    yield make
+    for sim in sims:
+        sim.stop()
+
+
+@pytest.mark.parametrize("kind", ["docoon", "faxplus", "retarus"])
+def test_refresh_until_final_then_busy_retried_and_invalid_never(
+    kind: str, http_campaign: Callable[[str], HttpCampaign], cli: Cli, manual_clock: clock.ManualClock
+) -> None:
+    camp = http_campaign(kind)
+    camp.sim.outcomes.update({BUSY: "busy", INVALID: "invalid"})
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    assert {r["status"] for r in camp.status(cli).values()} == {"queued"}
+
+    camp.sim.advance(DONE)
+    refreshed = cli("refresh", camp.manifest)
+    assert refreshed.code == 0, refreshed.err
+    assert "3 now final" in refreshed.err
+    rows = camp.status(cli)
+    assert rows[FINE]["status"] == "delivered"
+    assert (rows[BUSY]["status"], rows[BUSY]["failure"]) == ("failed", "busy")
+    assert (rows[INVALID]["status"], rows[INVALID]["failure"]) == ("failed", "invalid_number")
+    assert rows[BUSY]["raw_status"]  # the provider's own code is kept beside ours
+
+    plan = {a["number"]: a for a in cli("plan", camp.manifest, "--json", "--refresh=false").json["actions"]}
+    assert plan[BUSY]["action"] == "deferred"  # busy: retried after 10 minutes
+    assert plan[INVALID]["action"] == "skip"
+    assert "never retried" in plan[INVALID]["reason"]
+
+    manual_clock.advance(timedelta(minutes=11))
+    camp.sim.outcomes[BUSY] = "delivered"
+    applied = cli("apply", camp.manifest, "--auto-approve", "--refresh=false")
+    assert applied.code == 0, applied.err
+    assert sorted(r["number"] for r in camp.sim.received) == sorted([FINE, BUSY, BUSY, INVALID])
+    camp.sim.advance(DONE)
+    assert cli("refresh", camp.manifest, "--force").code == 0
+    rows = camp.status(cli)
+    assert (rows[BUSY]["status"], rows[BUSY]["attempts"]) == ("delivered", 2)
+    assert rows[INVALID]["attempts"] == 1
+    # nothing left to do, and a repeated refresh changes nothing (updates are idempotent)
+    assert cli("plan", camp.manifest, "--detailed-exitcode", "--refresh=false").code == 0
+    again = cli("refresh", camp.manifest, "--force")
+    assert "Nothing to refresh" in again.out
+
+
+def test_telphin_failures_have_no_reason_and_are_retried_as_unknown(
+    http_campaign: Callable[[str], HttpCampaign], cli: Cli, manual_clock: clock.ManualClock
+) -> None:
+    camp = http_campaign("telphin")
+    camp.sim.outcomes[BUSY] = "busy"
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    camp.sim.advance(DONE)
+    assert cli("refresh", camp.manifest).code == 0
+    rows = camp.status(cli)
+    assert (rows[BUSY]["status"], rows[BUSY]["failure"], rows[BUSY]["raw_status"]) == ("failed", "unknown", "failed")
+    manual_clock.advance(timedelta(minutes=31))
+    plan = {a["number"]: a for a in cli("plan", camp.manifest, "--json", "--refresh=false").json["actions"]}
+    assert plan[BUSY]["action"] == "retry"
+
+
+def test_plan_and_apply_refresh_first(http_campaign: Callable[[str], HttpCampaign], cli: Cli) -> None:
+    camp = http_campaign("retarus")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    camp.sim.advance(DONE)
+    plan = cli("plan", camp.manifest)
+    assert "Refreshed" in plan.err
+    assert {r["status"] for r in camp.status(cli).values()} == {"delivered"}
+    assert cli("plan", camp.manifest, "--refresh=false").code == 0
+
+
+def test_a_429_on_status_polls_stops_the_refresh_and_loses_nothing(
+    http_campaign: Callable[[str], HttpCampaign], cli: Cli
+) -> None:
+    camp = http_campaign("retarus")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    camp.sim.advance(DONE)
+    camp.sim.inject("status", path=r"/.*/fax/reports/.*", method="GET", status=429, headers={"Retry-After": "3600"})
+    limited = cli("refresh", camp.manifest)
+    assert limited.code == 0
+    assert "limiting" in limited.err
+    assert "3600" in limited.err
+    assert {r["status"] for r in camp.status(cli).values()} == {"queued"}
+    assert cli("refresh", camp.manifest).code == 0  # the limit has passed (the fault fired once)
+    assert {r["status"] for r in camp.status(cli).values()} == {"delivered"}
+
+
+def test_telphin_hourly_limit_is_reported_with_its_reset(
+    http_campaign: Callable[[str], HttpCampaign], cli: Cli
+) -> None:
+    camp = http_campaign("telphin")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    camp.sim.advance(DONE)
+    camp.sim.hourly_limit = 0  # type: ignore[attr-defined]
+    camp.sim.calls_this_hour = 0  # type: ignore[attr-defined]
+    limited = cli("refresh", camp.manifest)
+    assert "rate_limit_exceeded" in limited.err
+    assert {r["status"] for r in camp.status(cli).values()} == {"queued"}
+
+
+def test_docoon_is_polled_at_most_every_five_minutes(
+    http_campaign: Callable[[str], HttpCampaign], cli: Cli, manual_clock: clock.ManualClock
+) -> None:
+    camp = http_campaign("docoon")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    assert cli("refresh", camp.manifest).code == 0
+    polls = sum(1 for r in camp.sim.log if r.path.endswith("/JobItems"))
+    camp.sim.advance(DONE)
+    skipped = cli("refresh", camp.manifest)
+    assert "at most one status poll per 5 min" in skipped.err
+    assert sum(1 for r in camp.sim.log if r.path.endswith("/JobItems")) == polls
+    manual_clock.advance(timedelta(minutes=5))
+    assert cli("refresh", camp.manifest).code == 0
+    assert {r["status"] for r in camp.status(cli).values()} == {"delivered"}
+
+
+def test_voipnow_says_it_does_not_report_delivery(http_campaign: Callable[[str], HttpCampaign], cli: Cli) -> None:
+    camp = http_campaign("voipnow")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    result = cli("refresh", camp.manifest)
+    assert result.code == 0
+    assert "delivery not reported by this provider" in result.err
+
+
+@pytest.mark.parametrize("kind", ["telphin", "faxplus"])
+def test_cancel_queued_faxes(kind: str, http_campaign: Callable[[str], HttpCampaign], cli: Cli) -> None:
+    camp = http_campaign(kind)
+    camp.write("schedule: {batch_size: 1}\n")  # one job per recipient, so one can be canceled alone
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    result = cli("cancel", camp.manifest, BUSY)
+    assert result.code == 0, result.err
+    assert "Canceled 1" in result.out
+    rows = camp.status(cli)
+    assert rows[BUSY]["status"] == "canceled"
+    assert rows[FINE]["status"] == "queued"
+    camp.sim.advance(DONE)
+    assert cli("refresh", camp.manifest, "--force").code == 0
+    rows = camp.status(cli)
+    assert rows[BUSY]["status"] == "canceled"  # a later poll never moves it back
+    assert rows[FINE]["status"] == "delivered"
+
+
+def test_faxplus_refuses_to_cancel_part_of_an_outbox_entry(
+    http_campaign: Callable[[str], HttpCampaign], cli: Cli
+) -> None:
+    camp = http_campaign("faxplus")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0  # one outbox entry for all three
+    partial = cli("cancel", camp.manifest, BUSY)
+    assert partial.code == 1
+    assert "cancels the whole job" in partial.err
+    assert {r["status"] for r in camp.status(cli).values()} == {"queued"}
+    assert cli("cancel", camp.manifest, "--all").code == 0
+    assert {r["status"] for r in camp.status(cli).values()} == {"canceled"}
+
+
+def test_cancel_where_the_api_cannot(http_campaign: Callable[[str], HttpCampaign], cli: Cli) -> None:
+    camp = http_campaign("retarus")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    result = cli("cancel", camp.manifest, "--all")
+    assert result.code == 1
+    assert "retarus cannot cancel" in result.err
