@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,3 +160,23 @@ def _private_global_list(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     path = tmp_path_factory.mktemp("global") / "suppress.csv"
     monkeypatch.setenv("FAXOPS_SUPPRESSION_LIST", str(path))
     return path
+
+
+@pytest.fixture
+def http_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Any]]:
+    """A campaign of three recipients on a provider simulator (see ``tests/campaigns.py``)."""
+    from faxops.testing import SIMULATORS, Simulator
+    from tests.campaigns import HttpCampaign
+    from tests.test_provider_battery import CASES
+
+    sims: list[Simulator] = []
+    by_type = {c.type: c for c in CASES}
+
+    def make(kind: str) -> HttpCampaign:
+        sim = SIMULATORS[kind]().start()
+        sims.append(sim)
+        return HttpCampaign(tmp_path, by_type[kind], sim, monkeypatch)
+
+    yield make
+    for sim in sims:
+        sim.stop()

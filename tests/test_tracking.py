@@ -3,66 +3,16 @@ busy ones after their wait, never the invalid ones; 429 on status polls; poll in
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from faxops import clock
-from faxops.testing import SIMULATORS, Simulator
-from faxops.testing.server import QUEUED_FOR, SENDING_FOR
-from tests.conftest import Result, write_csv, write_pdf
-from tests.test_provider_battery import CASES, Case
+from tests.campaigns import BUSY, DONE, FINE, INVALID, HttpCampaign
+from tests.conftest import Result
 
 Cli = Callable[..., Result]
-BY_TYPE = {c.type: c for c in CASES}
-DONE = QUEUED_FOR + SENDING_FOR + 1
-BUSY, INVALID, FINE = "+33142685300", "+442079460123", "+493012345678"
-
-
-class HttpCampaign:
-    def __init__(self, root: Path, case: Case, sim: Simulator, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.root, self.case, self.sim = root, case, sim
-        for key, value in case.env.items():
-            monkeypatch.setenv(key, value)
-        write_pdf(root / "letter.pdf", 1)
-        write_csv(root / "list.csv", [(FINE, "Fine GmbH"), (BUSY, "Busy SARL"), (INVALID, "Gone Ltd")])
-        self.write()
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "campaign.yaml"
-
-    def write(self, extra: str = "") -> None:
-        provider = {"type": self.case.type, **self.case.settings(self.sim), "max_retries": 0}
-        self.manifest.write_text(
-            "campaign: {name: tracked}\n"
-            f"provider: {json.dumps(provider)}\n"
-            "sender: {number: '+493012340000', header: 'Nordwind Medical'}\n"
-            "documents: [letter.pdf]\n"
-            "recipients: {files: [{path: list.csv, columns: {number: fax, name: company}}]}\n" + extra
-        )
-
-    def status(self, cli: Cli) -> dict[str, Any]:
-        doc = cli("status", self.manifest, "--json").json
-        return {r["number"]: r for r in doc["recipients"]}
-
-
-@pytest.fixture
-def http_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], HttpCampaign]]:
-    sims: list[Simulator] = []
-
-    def make(kind: str) -> HttpCampaign:
-        sim = SIMULATORS[kind]().start()
-        sims.append(sim)
-        return HttpCampaign(tmp_path, BY_TYPE[kind], sim, monkeypatch)
-
-    yield make
-    for sim in sims:
-        sim.stop()
 
 
 @pytest.mark.parametrize("kind", ["docoon", "faxplus", "retarus"])
