@@ -35,7 +35,7 @@ import orjson
 
 from faxops import __version__, clock
 from faxops.campaign import Campaign
-from faxops.domain import Status
+from faxops.domain import Recipient, Status
 from faxops.fields import resolve_secret
 from faxops.manifest import EmailReport, FileReport, WebhookReport
 from faxops.plan import Action, Plan, PlannedAction
@@ -142,9 +142,11 @@ def build(campaign: Campaign, plan: Plan) -> Report:
     )
     open_records = 0
     seen: set[str] = set()
+    # The plan keeps no names for settled recipients (a million of them must stay small): read them again.
+    names = {c.number: c.name for c in campaign.candidates() if isinstance(c, Recipient) and c.name}
     for number, record in read_records(campaign.paths):
         item = planned.get(number)
-        name = item.recipient.name if item is not None and item.recipient is not None else None
+        name = names.get(number)
         row = _row(number, record, item.source if item is not None else None, name)
         if item is not None and item.action == Action.SKIP and item.reason and item.reason.startswith("suppressed"):
             row["reason"] = item.reason  # suppression is the reason it will not be sent again
@@ -162,7 +164,7 @@ def build(campaign: Campaign, plan: Plan) -> Report:
         }.get(todo.action, "not_sent")
         row = {
             "number": number,
-            "name": todo.recipient.name if todo.recipient is not None else None,
+            "name": names.get(number),
             "status": status,
             "failure": None,
             "provider_status": None,
