@@ -473,7 +473,7 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
     try:
         with signals:
             while True:
-                state = writer.state()
+                state = writer.state(detail=resend)
                 if saved and state.fingerprint() != saved.get("state"):
                     raise StalePlanError(
                         "the saved plan is stale: the recorded state changed since it was made",

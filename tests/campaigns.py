@@ -40,6 +40,9 @@ class HttpCampaign:
             "recipients: {files: [{path: list.csv, columns: {number: fax, name: company}}]}\n" + extra
         )
 
+    def lock_data(self) -> Any:
+        return json.loads((self.root / "campaign.lock.json").read_text())
+
     def status(self, cli: Any) -> dict[str, Any]:
         doc = cli("status", self.manifest, "--json").json
         return {r["number"]: r for r in doc["recipients"]}

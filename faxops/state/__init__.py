@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -82,8 +82,11 @@ def _pending(paths: StatePaths) -> tuple[Header | None, JournalIndex | None]:
     return header, index
 
 
-def load_state(paths: StatePaths) -> RecordedState:
-    """The recorded state as the lockfile plus any journal not yet folded into it. Reads only."""
+def load_state(paths: StatePaths, detail: Collection[str] = ()) -> RecordedState:
+    """The recorded state as the lockfile plus any journal not yet folded into it. Reads only.
+
+    Settled records are summarised from their bytes (status and attempt count only); numbers in
+    ``detail`` are parsed in full (``apply --resend`` needs when they were last sent)."""
     header, index = _pending(paths)
     touched: dict[str, list[int]] = dict(index.by_number) if index else {}
     summaries: dict[str, Summary] = {}
@@ -91,7 +94,8 @@ def load_state(paths: StatePaths) -> RecordedState:
         if header is not None:
             for number, raw in iter_raw_records(paths.lockfile):
                 pending = touched.pop(number, None)
-                summary = summarise_raw(raw) if pending is None and isinstance(raw, bytes) else None
+                fast = pending is None and isinstance(raw, bytes) and number not in detail
+                summary = summarise_raw(raw) if fast and isinstance(raw, bytes) else None
                 if summary is None:
                     record = raw if isinstance(raw, dict) else parse_record(paths.lockfile, raw)
                     if pending and index is not None:
@@ -225,8 +229,8 @@ class StateWriter:
     def record(self, event: Event) -> int:
         return self.journal.append(event)
 
-    def state(self) -> RecordedState:
-        return load_state(self.paths)
+    def state(self, detail: Collection[str] = ()) -> RecordedState:
+        return load_state(self.paths, detail)
 
     def close(self, applied_with: dict[str, Any] | None = None) -> Header | None:
         """Fold what was journalled into the lockfile and release the lock."""

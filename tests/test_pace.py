@@ -1,0 +1,92 @@
+"""Pace: rate limits measured where the faxes arrive, batch sizes, and provider-side scheduling."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from faxops.apply import RateLimiter
+from faxops.testing.server import QUEUED_FOR
+from tests.conftest import CampaignDir, Result, write_csv
+
+Cli = Callable[..., Result]
+Make = Callable[..., CampaignDir]
+
+
+def test_per_minute_rate_is_kept_at_the_provider(http_campaign: Callable[[str], Any], cli: Cli) -> None:
+    camp = http_campaign("retarus")
+    numbers = [f"+4930123456{i:02d}" for i in range(8)]
+    write_csv(camp.root / "list.csv", [(n, f"R{i}") for i, n in enumerate(numbers)])
+    camp.write("schedule: {batch_size: 1, concurrency: 8, rate: {per_minute: 600}}\n")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    arrivals = sorted(float(r["at"]) for r in camp.sim.received)
+    assert len(arrivals) == 8
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
+    # 600/min is one every 100 ms; eight workers would otherwise arrive within a few milliseconds
+    assert min(gaps) >= 0.08, gaps
+    assert arrivals[-1] - arrivals[0] >= 0.65
+
+
+def test_per_hour_window_and_per_minute_spacing() -> None:
+    limiter = RateLimiter(per_minute=None, per_hour=3)
+    assert [limiter.reserve(1, 0.0) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert limiter.reserve(1, 10.0) == 3590.0  # the fourth waits until the first leaves the hour
+    spaced = RateLimiter(per_minute=30, per_hour=None)
+    assert [spaced.reserve(1, 0.0) for _ in range(3)] == [0.0, 2.0, 4.0]
+    assert spaced.reserve(5, 0.0) == 6.0  # a job of five counts five faxes
+    assert spaced.reserve(1, 0.0) == 16.0
+
+
+def test_batch_size_groups_recipients_into_jobs(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign()
+    text = camp.manifest.read_text().replace("  latency: 0s\n", "  latency: 0s\n  max_recipients_per_job: 10\n")
+    camp.manifest.write_text(text + "schedule: {batch_size: 2}\n")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    sizes = sorted(Counter(str(r["job_id"]) for r in camp.sent()).values())
+    assert sizes == [1, 2, 2]
+
+
+def test_provider_side_scheduling_hands_over_early_and_records_it(
+    http_campaign: Callable[[str], Any], cli: Cli
+) -> None:
+    camp = http_campaign("retarus")
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(microsecond=0)
+    camp.write(f"schedule: {{start_at: '{start.isoformat()}', provider_side: true}}\n")
+    plan = cli("plan", camp.manifest, "--json").json
+    assert plan["summary"]["send"] == 3
+    assert plan["summary"]["deferred"] == 0
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    assert len(camp.sim.received) == 3
+    job = next(iter(camp.sim.jobs.values()))
+    assert job.data["meta"]["jobValid"]["start"].startswith(start.strftime("%Y-%m-%dT%H:%M"))
+    attempts = [r["attempts"][-1] for r in camp.lock_data()["recipients"].values()]
+    assert {a["send_at"][:16] for a in attempts} == {start.strftime("%Y-%m-%dT%H:%M")}
+    camp.sim.advance(QUEUED_FOR * 10)
+    assert cli("refresh", camp.manifest).code == 0
+    assert {r["status"] for r in camp.status(cli).values()} == {"queued"}  # not before its start
+
+
+def test_provider_side_needs_a_provider_that_schedules(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign()
+    camp.manifest.write_text(camp.manifest.read_text() + "schedule: {provider_side: true}\n")
+    result = cli("validate", camp.manifest)
+    assert result.code == 1
+    assert "schedule.provider_side" in result.err
+    assert "cannot schedule faxes on its side" in result.err
+
+
+def test_expiry_marks_unsent_recipients_expired(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign()
+    camp.manifest.write_text(
+        camp.manifest.read_text() + "schedule: {start_at: '2026-01-05T09:00:00Z', expire_at: 48h}\n"
+    )
+    result = cli("apply", camp.manifest, "--auto-approve")
+    assert result.code == 0
+    assert camp.sent() == []
+    assert cli("status", camp.manifest, "--json").json["counts"] == {"expired": 5}
+    plan = cli("plan", camp.manifest, "--json").json
+    assert plan["summary"]["skip"] == 5
+    assert all("never sent late" in a["reason"] for a in plan["actions"])
