@@ -177,6 +177,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="show the recorded state (no network)")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("number", nargs="?", metavar="NUMBER", help="one recipient: every attempt, job ID and status")
     p.add_argument("--json", action="store_true")
     p.add_argument("--details", action="store_true", help="list every recipient")
 
@@ -634,7 +635,10 @@ def cmd_status(args: argparse.Namespace, output: Any) -> int:
     loaded = load_manifest(args.manifest)
     paths = StatePaths.for_manifest(args.manifest)
     header = read_header(paths.lockfile)
+    if args.number:
+        return _status_of_one(args, output, loaded, paths)
     counts: Counter[str] = Counter()
+    failures: Counter[str] = Counter()
     rows: list[dict[str, Any]] = []
     total = 0
     limit = None if (args.details or args.json) else 50
@@ -657,7 +661,10 @@ def cmd_status(args: argparse.Namespace, output: Any) -> int:
         for number, record in read_records(paths):
             total += 1
             counts[str(record.get("status"))] += 1
-            yield row(number, record)
+            item = row(number, record)
+            if item["failure"]:
+                failures[str(item["failure"])] += 1
+            yield item
 
     if args.json:
         sys.stdout.write('{"format_version": 1, "campaign": ' + orjson.dumps(loaded.name).decode())
@@ -670,7 +677,31 @@ def cmd_status(args: argparse.Namespace, output: Any) -> int:
     for item in records():
         if limit is None or len(rows) < limit:
             rows.append(item)
-    output.status(loaded.name, header.to_json() if header else None, rows, counts, total, details=args.details)
+    output.status(
+        loaded.name, header.to_json() if header else None, rows, counts, total, details=args.details, failures=failures
+    )
+    return EXIT_OK
+
+
+def _status_of_one(args: argparse.Namespace, output: Any, loaded: Any, paths: Any) -> int:
+    import phonenumbers
+
+    from faxops.state import read_records
+
+    try:
+        number = phonenumbers.format_number(
+            phonenumbers.parse(args.number, loaded.model.recipients.default_region),
+            phonenumbers.PhoneNumberFormat.E164,
+        )
+    except phonenumbers.NumberParseException as exc:
+        raise InputError(f"{args.number}: not a phone number ({exc})") from None
+    record = next((r for n, r in read_records(paths) if n == number), None)
+    if record is None:
+        raise InputError(f"{number} has no record in {paths.lockfile.name} (not sent yet, or not in this campaign)")
+    if args.json:
+        output.json(orjson.dumps({"number": number, **record}).decode())
+    else:
+        output.recipient(number, record)
     return EXIT_OK
 
 

@@ -236,6 +236,16 @@ class Output:
         for where in report.rescued:
             self.err.print(f"[bold red]Job records could not be journalled; they were saved to {escape(where)}[/]")
 
+    def recipient(self, number: str, record: Mapping[str, Any]) -> None:
+        status = str(record.get("status"))
+        attempts = record.get("attempts") or []
+        self.human.print(
+            f"[bold]{escape(number)}[/] · [{_STATUS_STYLE.get(status, '')}]{status}[/] · {len(attempts)} attempt(s)"
+            + (f" · expired at {record['expired_at']}" if record.get("expired_at") else "")
+        )
+        if attempts:
+            self.human.print(_attempt_rows(attempts))
+
     def waiting(self, due: datetime, deferred: int) -> None:
         self.err.print(
             f"[blue]Waiting[/] until {due.astimezone(UTC):%a %d %b %H:%M}Z for the next send window "
@@ -275,6 +285,7 @@ class Output:
         *,
         details: bool,
         limit: int = 50,
+        failures: Counter[str] | None = None,
     ) -> None:
         out = self.human
         if header is None and not total:
@@ -288,11 +299,19 @@ class Output:
         for status, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
             table.add_row(f"[{_STATUS_STYLE.get(status, '')}]{status}[/]", str(count))
         out.print(table)
+        if failures:
+            out.print()
+            by_class = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+            by_class.add_column("failure class")
+            by_class.add_column("recipients", justify="right")
+            for failure, count in failures.most_common():
+                by_class.add_row(f"[red]{escape(failure)}[/]", str(count))
+            out.print(by_class)
         if not rows:
             return
         out.print()
         detail = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        for column in ("number", "status", "attempts", "job", "provider status", "updated"):
+        for column in ("number", "status", "failure", "attempts", "job", "provider status", "updated"):
             detail.add_column(column, no_wrap=True)
         detail.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=60)
         for row in rows:
@@ -300,6 +319,7 @@ class Output:
             detail.add_row(
                 escape(row["number"]),
                 f"[{style}]{row['status']}[/]",
+                escape(row.get("failure") or ""),
                 str(row["attempts"]),
                 escape(row.get("job_id") or ""),
                 escape(row.get("raw_status") or ""),
@@ -352,6 +372,33 @@ def _estimate_line(plan: Plan) -> str:
     text = f"{days} d {hours} h {rest // 60} min" if days else f"{hours} h {rest // 60} min"
     finish = f"{est.finish.astimezone(UTC):%a %d %b %H:%M}Z"
     return f"[bold]Estimate:[/] the last fax goes out about {finish}, in {text} ({pace}, within the send windows)"
+
+
+def _attempt_rows(attempts: Sequence[Mapping[str, Any]]) -> Table:
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    for column in ("#", "status", "failure", "provider status", "job", "fax id", "pages", "submitted", "updated"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("reason / notes", overflow="fold")
+    for a in attempts:
+        notes = [str(a[k]) for k in ("reason", "forced", "reconciled") if a.get(k)]
+        if a.get("send_at"):
+            notes.append(f"provider-side start {a['send_at']}")
+        if a.get("resolved"):
+            notes.append(f"resolved by {a['resolved'].get('by', '?')}: {a['resolved'].get('note', '')}")
+        status = str(a.get("status"))
+        table.add_row(
+            str(a.get("n", "")),
+            f"[{_STATUS_STYLE.get(status, '')}]{status}[/]",
+            escape(str(a.get("failure") or "")),
+            escape(str(a.get("raw_status") or "")),
+            escape(str(a.get("job_id") or "")),
+            escape(str(a.get("fax_id") or a.get("recipient_id") or "")),
+            str(a.get("pages") or ""),
+            escape(str(a.get("submitted_at") or "")),
+            escape(str(a.get("updated_at") or "")),
+            escape("; ".join(notes)),
+        )
+    return table
 
 
 class ApplyProgress:

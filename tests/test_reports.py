@@ -249,3 +249,21 @@ def test_report_format_prints_to_stdout(make_campaign: Make, cli: Cli, tmp_path:
     assert len(out.splitlines()) == 6
     write_csv(camp.csv, [("+49 30 12345678", "x")])
     assert cli("report", camp.manifest, "--format", "json").json["summary"]["recipients"] == 5  # records kept
+
+
+def test_status_summary_and_one_recipient(make_campaign: Make, cli: Cli) -> None:
+    camp = _campaign(make_campaign, "  - {type: file, path: r.json, when: manual}\n")
+    cli("apply", camp.manifest, "--auto-approve")
+    summary = cli("status", camp.manifest)
+    assert summary.code == 0
+    assert "failure class" in summary.out
+    assert "invalid_number" in summary.out
+    one = cli("status", camp.manifest, "+33 1 42 68 53 00")
+    assert one.code == 0, one.err
+    assert "+33142685300" in one.out
+    assert "BUSY" in one.out
+    assert "line busy" in one.out
+    assert cli("status", camp.manifest, "+33142685300", "--json").json["attempts"][0]["failure"] == "busy"
+    missing = cli("status", camp.manifest, "+49 30 9999999")
+    assert missing.code == 1
+    assert "no record" in missing.err
