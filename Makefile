@@ -22,6 +22,7 @@ demo: $(VENV)/.runtime
 	$(BIN)/faxops apply campaigns/example.yaml --auto-approve
 	$(BIN)/faxops status campaigns/example.yaml
 	@echo "Every fax the sandbox 'sent' is one line of campaigns/.faxops/sandbox/sent.jsonl."
+	@echo "Reports: campaigns/reports/q1-price-list.{json,csv,html}. Re-run in 10 minutes to retry the busy number."
 
 test: lint typecheck unit
 

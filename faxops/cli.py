@@ -553,6 +553,8 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                     total.merge(report)
                     for action in plan.to_submit:
                         resend.pop(action.number, None)
+                    if args.wait and not (signals.stop.is_set() or total.stopped):
+                        continue  # plan again: this round's failures may be due for a retry before the next window
                 elif not args.wait or not plan.count(Action.DEFER):
                     output.line("No changes. Nothing to send.", style="green")
                 deferred = plan.groups[Action.DEFER]

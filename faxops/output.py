@@ -346,13 +346,14 @@ def _deferred_table(group: Sequence[Any]) -> Table:
     by_zone: dict[str, list[Any]] = {}
     for item in group:
         by_zone.setdefault(item.zone or "UTC", []).append(item)
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 6))
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column("", width=4)  # indent under the group title
     for column in ("time zone", "recipients", "first due (local)", "last due (local)"):
-        table.add_column(column, no_wrap=True)
+        table.add_column(column, no_wrap=True, justify="right" if column == "recipients" else "left")
     for zone, items in sorted(by_zone.items(), key=lambda kv: min(i.due for i in kv[1])):
         first = min(i.due for i in items)
         last = max(i.due for i in items)
-        table.add_row(escape(zone), str(len(items)), _local(first, zone), _local(last, zone))
+        table.add_row("", escape(zone), str(len(items)), _local(first, zone), _local(last, zone))
     return table
 
 

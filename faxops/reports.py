@@ -26,6 +26,7 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -243,35 +244,53 @@ _COLOURS = {
 
 
 def _chart(per_hour: Counter[str]) -> str:
-    """Cumulative deliveries over time, as an inline SVG."""
+    """Deliveries per hour (bars) and in total (line), as an inline SVG: no script, no external file."""
     if not per_hour:
         return '<p class="muted">No deliveries recorded yet.</p>'
     hours = sorted(per_hour)
-    total, points = 0, []
+    total, cumulative = 0, []
     for hour in hours:
         total += per_hour[hour]
-        points.append((hour, total))
-    width, height, pad = 640, 220, 40
-    step = (width - 2 * pad) / max(1, len(points) - 1)
-    coords = [
-        (pad + i * step if len(points) > 1 else width / 2, height - pad - (count / total) * (height - 2 * pad))
-        for i, (_, count) in enumerate(points)
+        cumulative.append(total)
+    width, height, pad = 900, 240, 44
+    inner_w, inner_h = width - 2 * pad, height - 2 * pad
+    stamps = [datetime.fromisoformat(h.replace("Z", "+00:00")).timestamp() for h in hours]
+    span = (stamps[-1] - stamps[0]) or 1.0
+    slot = max(8.0, min(36.0, inner_w / max(1, len(hours)) * 0.7))
+    peak = max(per_hour.values())
+    parts = [
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>',
+        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>',
     ]
-    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
-    bars = "".join(
-        f'<rect x="{x - 3:.1f}" y="{height - pad - per_hour[h] / max(per_hour.values()) * 40:.1f}" width="6" '
-        f'height="{per_hour[h] / max(per_hour.values()) * 40:.1f}" fill="#a5d6a7"><title>{html.escape(h)}: '
-        f"{per_hour[h]}</title></rect>"
-        for (x, _), h in zip(coords, hours, strict=True)
+    points = []
+    for i, hour in enumerate(hours):
+        # placed by time, so that quiet hours (closed windows, nights) show as gaps
+        x = pad + slot / 2 + (inner_w - slot) * ((stamps[i] - stamps[0]) / span if len(hours) > 1 else 0.5)
+        bar = per_hour[hour] / peak * inner_h * 0.6
+        parts.append(
+            f'<rect x="{x - slot / 2:.1f}" y="{height - pad - bar:.1f}" width="{slot:.1f}" '
+            f'height="{bar:.1f}" fill="#a5d6a7"><title>{html.escape(hour)}: {per_hour[hour]} delivered</title></rect>'
+        )
+        points.append((x, height - pad - cumulative[i] / total * inner_h))
+    if len(points) > 1:
+        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="#2e7d32" stroke-width="2.5"/>')
+    parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="#2e7d32"/>' for x, y in points)
+
+    def label(hour: str) -> str:
+        return html.escape(hour.replace("T", " ").removesuffix("Z") + " UTC")
+
+    parts.append(f'<text x="{pad}" y="{height - 16}" font-size="12">{label(hours[0])}</text>')
+    if len(hours) > 1:
+        parts.append(
+            f'<text x="{width - pad}" y="{height - 16}" font-size="12" text-anchor="end">{label(hours[-1])}</text>'
+        )
+    parts.append(
+        f'<text x="{pad + 6}" y="{pad - 12}" font-size="13">{total} delivered in all (line), per hour (bars)</text>'
     )
     return (
-        f'<svg role="img" aria-label="Deliveries over time" viewBox="0 0 {width} {height}" width="100%">'
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>'
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>{bars}'
-        f'<polyline points="{path}" fill="none" stroke="#2e7d32" stroke-width="2.5"/>'
-        f'<text x="{pad}" y="{height - 12}" font-size="12">{html.escape(hours[0])}</text>'
-        f'<text x="{width - pad}" y="{height - 12}" font-size="12" text-anchor="end">{html.escape(hours[-1])}</text>'
-        f'<text x="{pad + 4}" y="{pad - 8}" font-size="12">{total} delivered</text></svg>'
+        f'<svg role="img" aria-label="Deliveries over time" viewBox="0 0 {width} {height}" '
+        f'style="max-width:{width}px;width:100%">{"".join(parts)}</svg>'
     )
 
 
@@ -297,11 +316,11 @@ def render_html(report: Report, *, mask: bool = False) -> str:
         colour = _COLOURS.get(str(shown["status"]), "#333")
         rows.append(
             "<tr>"
-            f"<td>{esc(str(shown['number']))}</td><td>{esc(shown['name'] or '')}</td>"
+            f'<td class="id">{esc(str(shown["number"]))}</td><td>{esc(shown["name"] or "")}</td>'
             f'<td style="color:{colour}">{esc(str(shown["status"]))}</td><td>{esc(shown["failure"] or "")}</td>'
             f"<td>{esc(shown['provider_status'] or '')}</td><td>{esc(shown['reason'] or '')}</td>"
-            f'<td class="r">{shown["attempts"]}</td><td>{esc(" ".join(shown["job_ids"]))}</td>'
-            f"<td>{esc(shown['updated'] or '')}</td></tr>"
+            f'<td class="r">{shown["attempts"]}</td><td class="id">{"<br>".join(esc(j) for j in shown["job_ids"])}</td>'
+            f'<td class="id">{esc(shown["updated"] or "")}</td></tr>'
         )
     more = (
         f'<p class="muted">The first {HTML_ROW_LIMIT:,} of {len(report.rows):,} recipients; the CSV and JSON '
@@ -322,6 +341,7 @@ h1{{font-size:1.6rem;margin-bottom:.2rem}} h2{{font-size:1.15rem;margin-top:2rem
 .card .n{{font-size:1.7rem;font-weight:600}}
 table{{border-collapse:collapse;width:100%}} td,th{{padding:.3rem .5rem;border-bottom:1px solid #eee;text-align:left}}
 th{{background:#fafafa}} .r{{text-align:right}} .bar{{background:#ef9a9a;height:12px;border-radius:3px}}
+td.id{{white-space:nowrap;font-family:monospace;font-size:12px}}
 </style></head><body>
 <h1>Fax campaign <code>{esc(report.campaign)}</code></h1>
 <p class="muted">Provider {esc(report.provider)} · {len(report.rows):,} recipients · {report.attempts:,} attempts ·
