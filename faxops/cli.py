@@ -291,18 +291,16 @@ def _needs_refresh(campaign: Any, state: Any) -> bool:
     return campaign.provider.reports_status and any(s.status in ("queued", "sending") for s in state.summaries.values())
 
 
-def _refresh_before_plan(campaign: Any, output: Any) -> None:
-    """plan's refresh: only when something is open, and never waiting for a lock another run holds."""
-    from faxops.state import StateWriter, load_state
+def _refresh_before_plan(campaign: Any, output: Any) -> bool:
+    """plan's refresh, never waiting for a lock another run holds. True when it ran."""
+    from faxops.state import StateWriter
     from faxops.tracking import refresh
 
-    if not _needs_refresh(campaign, load_state(campaign.paths)):
-        return
     try:
         writer = StateWriter(campaign.paths, campaign.name, operation="refresh")
     except StateLockedError as exc:
         output.note(f"Not refreshed: {exc.message}")
-        return
+        return False
     try:
         report = refresh(campaign, writer)
     except BaseException:
@@ -310,6 +308,7 @@ def _refresh_before_plan(campaign: Any, output: Any) -> None:
         raise
     writer.close()
     output.refresh(report, brief=True)
+    return True
 
 
 def cmd_plan(args: argparse.Namespace, output: Any) -> int:
@@ -318,12 +317,18 @@ def cmd_plan(args: argparse.Namespace, output: Any) -> int:
     from faxops.state import load_state
 
     campaign = open_campaign(args.manifest)
+    state = load_state(campaign.paths)
     try:
-        if args.refresh and args.at is None:
-            _refresh_before_plan(campaign, output)
+        # Only when something is open: a warm plan of a million delivered recipients reads the state once.
+        if (
+            args.refresh
+            and args.at is None
+            and _needs_refresh(campaign, state)
+            and _refresh_before_plan(campaign, output)
+        ):
+            state = load_state(campaign.paths)
     finally:
         campaign.provider.close()
-    state = load_state(campaign.paths)
     plan = campaign.plan(state, cpu_workers(), now=args.at)
     output.problems(campaign.warnings[:20])
     if args.json:
@@ -857,13 +862,7 @@ def cmd_webhook(args: argparse.Namespace, output: Any) -> int:
     output.line(f"Receiving status pushes for campaign {loaded.name} on {receiver.url}")
     output.line("  FAX.PLUS fax_sent: /faxplus · Retarus status push (XML or JSON): /retarus · generic JSON: /generic")
     output.line("  Authenticate with Basic auth (user from status_push.username), a Bearer token, or ?token=.")
-    output.line("Press Ctrl-C to stop.")
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        receiver.stop()
+    _serve_until_interrupted(output, receiver.stop)
     output.line(f"Stopped: {receiver.accepted} update(s) accepted, {receiver.rejected} request(s) refused.")
     return EXIT_OK
 
@@ -904,14 +903,18 @@ def cmd_simulate(args: argparse.Namespace, output: Any) -> int:
     output.line(f"{args.provider} simulator listening on {sim.url}")
     output.line(f"Point a manifest at it with `provider: {{type: {args.provider}, base_url: {sim.url}, ...}}`;")
     output.line("see campaigns/ for an example per provider. Control it under /_sim/ (faults, outcomes, advance).")
+    _serve_until_interrupted(output, sim.stop)
+    return EXIT_OK
+
+
+def _serve_until_interrupted(output: Any, stop: Any) -> None:
     output.line("Press Ctrl-C to stop.")
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
-        sim.stop()
-    return EXIT_OK
+        stop()
 
 
 _COMMANDS = {

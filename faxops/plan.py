@@ -304,16 +304,7 @@ def _decide(
     last_at = parse_time(summary.updated_at)
     if forced is not None:
         gap = (last_at + rules.policy.min_gap) if last_at else None
-        return PlannedAction(
-            Action.RETRY,
-            number,
-            recipient,
-            attempt=summary.attempts + 1,
-            status=str(status),
-            reason=f"resend requested: {forced}",
-            source=source,
-            forced=forced,
-        ), gap
+        return _retry(recipient, summary, f"resend requested: {forced}", forced), gap
     if status in (Status.QUEUED, Status.SENDING, Status.DELIVERED):
         return PlannedAction(Action.UNCHANGED, number, status=str(status), source=source), None
     if status in (Status.FAILED, Status.EXPIRED):
@@ -327,16 +318,21 @@ def _decide(
                 source=source,
                 reason=f"{status} ({failure}: {summary.reason or 'no reason given'}), {why}",
             ), None
-        return PlannedAction(
-            Action.RETRY,
-            number,
-            recipient,
-            attempt=summary.attempts + 1,
-            status=str(status),
-            reason=f"{failure}: {summary.reason or status}",
-            source=source,
-        ), (due if due > _EPOCH else None)
+        return _retry(recipient, summary, f"{failure}: {summary.reason or status}"), (due if due > _EPOCH else None)
     return PlannedAction(Action.SKIP, number, status=str(status), source=source, reason=str(status)), None
+
+
+def _retry(recipient: Recipient, summary: Summary, reason: str, forced: str | None = None) -> PlannedAction:
+    return PlannedAction(
+        Action.RETRY,
+        recipient.number,
+        recipient,
+        attempt=summary.attempts + 1,
+        status=str(summary.status),
+        reason=reason,
+        source=recipient.source,
+        forced=forced,
+    )
 
 
 @dataclass(frozen=True)

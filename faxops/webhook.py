@@ -34,6 +34,7 @@ from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
 from faxops import clock
+from faxops.apply import updates_json
 from faxops.domain import Status, StatusUpdate
 from faxops.errors import FaxopsError, InputError, StateLockedError
 from faxops.providers.faxplus import map_fax_status
@@ -59,19 +60,7 @@ class Push:
     at: str  # when received
 
     def to_json(self) -> dict[str, Any]:
-        u = self.update
-        item: dict[str, Any] = {"source": self.source, "ids": list(self.ids), "received": self.at}
-        item.update({"number": u.number, "status": str(u.status)})
-        for key in ("raw", "reason", "retryable", "pages", "provider_id", "cost", "duration"):
-            value = getattr(u, key)
-            if value is not None:
-                item[key] = value
-        failure = u.failure_class()
-        if failure is not None:
-            item["failure"] = str(failure)
-        if u.at is not None:
-            item["at"] = iso(u.at)
-        return item
+        return {"source": self.source, "ids": list(self.ids), "received": self.at, **updates_json([self.update])[0]}
 
 
 # --- parsing ------------------------------------------------------------------------------------------
