@@ -214,7 +214,8 @@ def make_plan(
                     status=str(Status.EXPIRED),
                     reason=f"campaign expired at {iso(schedule.expire_at)}: never sent late",
                 )
-                plan.expired.append(number)
+                if summary is None or summary.status != Status.EXPIRED:
+                    plan.expired.append(number)  # recorded once, not on every later run
             else:
                 zones = schedule.zones(number)
                 due = schedule.due(zones, max(now, earliest or now))

@@ -90,3 +90,6 @@ def test_expiry_marks_unsent_recipients_expired(make_campaign: Make, cli: Cli) -
     plan = cli("plan", camp.manifest, "--json").json
     assert plan["summary"]["skip"] == 5
     assert all("never sent late" in a["reason"] for a in plan["actions"])
+    lockfile_before = camp.lockfile.read_text()
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    assert camp.lockfile.read_text() == lockfile_before  # nothing new to record on later runs
