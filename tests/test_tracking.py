@@ -33,6 +33,10 @@ def test_refresh_until_final_then_busy_retried_and_invalid_never(
     assert (rows[BUSY]["status"], rows[BUSY]["failure"]) == ("failed", "busy")
     assert (rows[INVALID]["status"], rows[INVALID]["failure"]) == ("failed", "invalid_number")
     assert rows[BUSY]["raw_status"]  # the provider's own code is kept beside ours
+    if kind == "retarus":  # duration and the time it was sent, where the report gives them
+        attempt = camp.lock_data()["recipients"][FINE]["attempts"][0]
+        assert attempt["duration"] == 42
+        assert attempt["updated_at"] > attempt["submitted_at"]
 
     plan = {a["number"]: a for a in cli("plan", camp.manifest, "--json", "--refresh=false").json["actions"]}
     assert plan[BUSY]["action"] == "deferred"  # busy: retried after 10 minutes

@@ -246,6 +246,15 @@ def updates_from_report(report: Mapping[str, Any]) -> list[StatusUpdate]:
                 reason=None if status == Status.DELIVERED else (reason or raw),
                 retryable=retryable,
                 pages=pages if isinstance(pages, int) else None,
+                at=_sent_at(item.get("sentTs")),
+                duration=float(item["durationInSecs"]) if isinstance(item.get("durationInSecs"), int | float) else None,
             )
         )
     return updates
+
+
+def _sent_at(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+    except ValueError:
+        return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from faxops.testing.server import ApiError, Job, Request, Response, Simulator
@@ -136,7 +136,7 @@ class RetarusSimulator(Simulator):
                     "properties": [],
                     "status": status,
                     "reason": reason,
-                    "sentTs": "2026-01-01T00:00:00.000Z",
+                    "sentTs": datetime.fromtimestamp(self.now(), UTC).isoformat().replace("+00:00", "Z"),
                     "durationInSecs": 42,
                     "sentToNumber": number,
                     "remoteCsid": "SIM",
