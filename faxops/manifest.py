@@ -319,9 +319,14 @@ class WebhookReport(StrictModel):
 
 
 class SmtpSpec(StrictModel):
+    """The SMTP server that sends e-mail reports."""
+
     host: str
     port: int = Field(default=587, ge=1, le=65535)
-    starttls: bool = True
+    starttls: bool = Field(default=True, description="Upgrade to TLS (the server's certificate is verified).")
+    ca_file: str | None = Field(
+        default=None, description="PEM file of the CA that signed the server's certificate (a private relay)."
+    )
     username: SecretRef | None = None
     password: SecretRef | None = None
 

@@ -414,7 +414,7 @@ def deliver(campaign: Campaign, report: Report, indexes: Sequence[int]) -> list[
             results.append(Delivery(f"reporting[{i}] {target.type}", True, detail))
             if report.final:
                 sent[str(i)] = _fingerprint(report)
-        except (OSError, httpx.HTTPError, smtplib.SMTPException, ReportError) as exc:
+        except (OSError, httpx.HTTPError, smtplib.SMTPException, ssl.SSLError, ReportError) as exc:
             results.append(Delivery(f"reporting[{i}] {target.type}", False, str(exc) or type(exc).__name__))
     if report.final and sent:
         path = _marker(campaign)
@@ -500,7 +500,8 @@ def send_email(campaign: Campaign, report: Report, target: EmailReport) -> str:
     base = campaign.loaded.base_dir
     with smtplib.SMTP(smtp.host, smtp.port, timeout=30) as client:
         if smtp.starttls:
-            client.starttls(context=ssl.create_default_context())
+            cafile = str(campaign.loaded.resolve(smtp.ca_file)) if smtp.ca_file else None
+            client.starttls(context=ssl.create_default_context(cafile=cafile))
         if smtp.username and smtp.password:
             client.login(resolve_secret(smtp.username, base), resolve_secret(smtp.password, base))
         client.send_message(message)

@@ -267,3 +267,82 @@ def test_status_summary_and_one_recipient(make_campaign: Make, cli: Cli) -> None
     missing = cli("status", camp.manifest, "+49 30 9999999")
     assert missing.code == 1
     assert "no record" in missing.err
+
+
+def test_email_over_starttls_with_login(
+    make_campaign: Make, cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ssl
+    import subprocess
+
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    cert, key = tmp_path / "relay.pem", tmp_path / "relay.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=relay.test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        logins.append((data.login, data.password))
+        return AuthResult(success=data.password == b"relay-pass")
+
+    mailbox = _Mailbox()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(
+        mailbox,
+        hostname="127.0.0.1",
+        port=port,
+        tls_context=server_tls,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        monkeypatch.setenv("SMTP_USER", "faxops")
+        monkeypatch.setenv("SMTP_PASSWORD", "relay-pass")
+        camp = _campaign(
+            make_campaign,
+            "  - type: email\n    to: [ops@example.org]\n    from: faxops@example.org\n"
+            f"    smtp: {{host: 127.0.0.1, port: {port}, ca_file: {cert}, username: '${{env:SMTP_USER}}', "
+            "password: '${env:SMTP_PASSWORD}'}\n",
+        )
+        assert cli("apply", camp.manifest, "--auto-approve").code == 0
+        result = cli("report", camp.manifest)
+        assert result.code == 0, result.err
+        assert logins == [(b"faxops", b"relay-pass")]
+        assert len(mailbox.messages) == 1
+        assert "relay-pass" not in result.out + result.err
+        # without the CA the relay's certificate is refused: a warning, nothing sent
+        camp.manifest.write_text(camp.manifest.read_text().replace(f"ca_file: {cert}, ", ""))
+        refused = cli("report", camp.manifest)
+        assert refused.code == 1
+        assert "CERTIFICATE_VERIFY_FAILED" in refused.err
+        assert len(mailbox.messages) == 1
+    finally:
+        controller.stop()
