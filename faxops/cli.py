@@ -559,6 +559,10 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                     for action in plan.to_submit:
                         resend.pop(action.number, None)
                     if args.wait and not (signals.stop.is_set() or total.stopped):
+                        if report.outcomes["not_sent"] and not report.outcomes["accepted"]:
+                            # The provider took nothing this round: do not hammer it while waiting.
+                            output.note("The provider accepted nothing this round; trying again in 60 s.")
+                            clock.CLOCK.sleep(60, signals.stop)
                         continue  # plan again: this round's failures may be due for a retry before the next window
                 elif not args.wait or not plan.count(Action.DEFER):
                     output.line("No changes. Nothing to send.", style="green")

@@ -8,8 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from faxops import clock
 from faxops.apply import RateLimiter
 from faxops.testing.server import QUEUED_FOR
+from tests.campaigns import BUSY, FINE, INVALID
 from tests.conftest import CampaignDir, Result, write_csv
 
 Cli = Callable[..., Result]
@@ -93,3 +95,15 @@ def test_expiry_marks_unsent_recipients_expired(make_campaign: Make, cli: Cli) -
     lockfile_before = camp.lockfile.read_text()
     assert cli("apply", camp.manifest, "--auto-approve").code == 0
     assert camp.lockfile.read_text() == lockfile_before  # nothing new to record on later runs
+
+
+def test_apply_wait_backs_off_while_the_provider_takes_nothing(
+    http_campaign: Callable[[str], Any], cli: Cli, manual_clock: clock.ManualClock
+) -> None:
+    camp = http_campaign("retarus")
+    camp.sim.inject("status", path=r"/[^/]+/fax", method="POST", status=503, times=2)
+    result = cli("apply", camp.manifest, "--auto-approve", "--wait")
+    assert result.code == 1  # the two failed rounds are reported as errors
+    assert manual_clock.slept.count(60) == 2
+    assert sorted(r["number"] for r in camp.sim.received) == sorted([BUSY, FINE, INVALID])
+    assert {r["status"] for r in camp.status(cli).values()} == {"queued"}
