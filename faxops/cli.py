@@ -912,12 +912,16 @@ def cmd_simulate(args: argparse.Namespace, output: Any) -> int:
 
 
 def _serve_until_interrupted(output: Any, stop: Any) -> None:
+    """Serve until Ctrl-C or SIGTERM (how systemd, Docker and CI stop a service), then stop cleanly."""
+    done = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: done.set())
     output.line("Press Ctrl-C to stop.")
     try:
-        threading.Event().wait()
+        done.wait()
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         stop()
 
 

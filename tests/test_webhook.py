@@ -173,3 +173,51 @@ def test_pushes_for_unknown_jobs_wait_in_the_inbox(
     )
     assert receiver.ingest_now() == 0
     assert inbox_path(StatePaths.for_manifest(camp.manifest)).read_text().count("FJX") == 1
+
+
+def test_webhook_serve_command_stops_cleanly_on_sigterm(make_campaign: Any, tmp_path: Any) -> None:
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    camp = make_campaign()
+    camp.manifest.write_text(camp.manifest.read_text() + "status_push: {secret: '${env:PUSH_SECRET}'}\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "PUSH_SECRET": SECRET}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "faxops", "webhook", "serve", str(camp.manifest), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                response = httpx.post(
+                    f"http://127.0.0.1:{port}/generic",
+                    json={"job_id": "J1", "number": "+493012345678", "status": "delivered"},
+                    auth=("faxops", SECRET),
+                    timeout=2,
+                )
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, "the receiver did not start"
+                time.sleep(0.1)
+        assert response.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Stopped: 1 update(s) accepted" in out
+    assert SECRET not in out + err
+    assert "J1" in (camp.root / "campaign.inbox").read_text()  # no such job yet: kept for later
