@@ -16,6 +16,7 @@ import threading
 import traceback
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -629,6 +630,22 @@ def _held_exit(held: int) -> int:
     return EXIT_OK
 
 
+@contextmanager
+def _state_writer(campaign: Any, output: Any, operation: str, lock_timeout: float = 0.0) -> Iterator[Any]:
+    """The state lock and journal for one command; folded and released whatever happens."""
+    from faxops.state import StateWriter
+
+    writer = StateWriter(campaign.paths, campaign.name, operation=operation, lock_timeout=lock_timeout)
+    try:
+        yield writer
+    except BaseException:
+        _close_quietly(writer, output)
+        raise
+    finally:
+        campaign.provider.close()
+    writer.close()
+
+
 def _close_quietly(writer: Any, output: Any) -> None:
     try:
         writer.close()
@@ -719,18 +736,10 @@ def _status_of_one(args: argparse.Namespace, output: Any, loaded: Any, paths: An
 def cmd_reconcile(args: argparse.Namespace, output: Any) -> int:
     from faxops.campaign import open_campaign
     from faxops.reconcile import reconcile
-    from faxops.state import StateWriter
 
     campaign = open_campaign(args.manifest)
-    writer = StateWriter(campaign.paths, campaign.name, operation="reconcile", lock_timeout=args.lock_timeout)
-    try:
+    with _state_writer(campaign, output, "reconcile", args.lock_timeout) as writer:
         report = reconcile(campaign, writer, writer.state())
-    except BaseException:
-        _close_quietly(writer, output)
-        raise
-    finally:
-        campaign.provider.close()
-    writer.close()
     output.reconcile(report)
     if not (report.found or report.not_sent or report.held):
         output.line("Nothing to reconcile: every recorded send has a known outcome.")
@@ -779,20 +788,11 @@ def cmd_resolve(args: argparse.Namespace, output: Any) -> int:
 
 def cmd_refresh(args: argparse.Namespace, output: Any) -> int:
     from faxops.campaign import open_campaign
-    from faxops.state import StateWriter
     from faxops.tracking import refresh
 
     campaign = open_campaign(args.manifest)
-    writer = StateWriter(campaign.paths, campaign.name, operation="refresh", lock_timeout=args.lock_timeout)
-    try:
-        with _Signals(output) as signals:
-            report = refresh(campaign, writer, force=args.force, stop=signals.stop)
-    except BaseException:
-        _close_quietly(writer, output)
-        raise
-    finally:
-        campaign.provider.close()
-    writer.close()
+    with _state_writer(campaign, output, "refresh", args.lock_timeout) as writer, _Signals(output) as signals:
+        report = refresh(campaign, writer, force=args.force, stop=signals.stop)
     if not report.open and not report.pushed:
         output.line("Nothing to refresh: every recorded fax has a final status.")
     else:
@@ -803,22 +803,14 @@ def cmd_refresh(args: argparse.Namespace, output: Any) -> int:
 
 def cmd_cancel(args: argparse.Namespace, output: Any) -> int:
     from faxops.campaign import open_campaign
-    from faxops.state import StateWriter
     from faxops.tracking import cancel
 
     if not args.numbers and not args.all:
         raise InputError("name the recipients to cancel, or pass --all to cancel every queued fax")
     campaign = open_campaign(args.manifest)
     numbers = set(_resend_numbers(campaign, args.numbers, "cancel")) if args.numbers else None
-    writer = StateWriter(campaign.paths, campaign.name, operation="cancel", lock_timeout=args.lock_timeout)
-    try:
+    with _state_writer(campaign, output, "cancel", args.lock_timeout) as writer:
         report = cancel(campaign, writer, numbers)
-    except BaseException:
-        _close_quietly(writer, output)
-        raise
-    finally:
-        campaign.provider.close()
-    writer.close()
     output.line(f"Canceled {len(report.canceled)} fax(es).")
     for number in report.not_open:
         output.err.print(f"[yellow]{number}: not queued (already sent, final, or not in the state); left alone[/]")
