@@ -414,22 +414,25 @@ class _Signals:
             signal.signal(sig, handler)
 
 
+def _number_arg(text: str, loaded: Any, what: str = "") -> str:
+    """A number typed on the command line, read like the manifest's (its default_region), as E.164."""
+    from faxops.recipients import normalise
+
+    number, why = normalise(text, loaded.model.recipients.default_region)
+    if number is None:
+        raise InputError(f"{what}{text}: {why}")
+    return number
+
+
 def _resend_numbers(campaign: Any, numbers: Sequence[str], reason: str | None) -> dict[str, str]:
     """``--resend`` numbers in E.164, each checked against the campaign."""
-    import phonenumbers
-
     if not numbers:
         return {}
     if not reason or not reason.strip():
         raise InputError("--resend needs --reason TEXT: a forced resend is recorded with why it was needed")
-    region = campaign.loaded.model.recipients.default_region
     out = {}
     for text in numbers:
-        try:
-            parsed = phonenumbers.parse(text, region)
-        except phonenumbers.NumberParseException as exc:
-            raise InputError(f"--resend {text}: not a phone number ({exc})") from None
-        number = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        number = _number_arg(text, campaign.loaded, "--resend ")
         if number in campaign.suppressed:
             raise InputError(
                 f"--resend {number}: the number is suppressed ({campaign.suppressed[number]}); "
@@ -712,17 +715,9 @@ def cmd_status(args: argparse.Namespace, output: Any) -> int:
 
 
 def _status_of_one(args: argparse.Namespace, output: Any, loaded: Any, paths: Any) -> int:
-    import phonenumbers
-
     from faxops.state import read_records
 
-    try:
-        number = phonenumbers.format_number(
-            phonenumbers.parse(args.number, loaded.model.recipients.default_region),
-            phonenumbers.PhoneNumberFormat.E164,
-        )
-    except phonenumbers.NumberParseException as exc:
-        raise InputError(f"{args.number}: not a phone number ({exc})") from None
+    number = _number_arg(args.number, loaded)
     record = next((r for n, r in read_records(paths) if n == number), None)
     if record is None:
         raise InputError(f"{number} has no record in {paths.lockfile.name} (not sent yet, or not in this campaign)")
@@ -808,7 +803,7 @@ def cmd_cancel(args: argparse.Namespace, output: Any) -> int:
     if not args.numbers and not args.all:
         raise InputError("name the recipients to cancel, or pass --all to cancel every queued fax")
     campaign = open_campaign(args.manifest)
-    numbers = set(_resend_numbers(campaign, args.numbers, "cancel")) if args.numbers else None
+    numbers = {_number_arg(n, campaign.loaded) for n in args.numbers} if args.numbers else None
     with _state_writer(campaign, output, "cancel", args.lock_timeout) as writer:
         report = cancel(campaign, writer, numbers)
     output.line(f"Canceled {len(report.canceled)} fax(es).")

@@ -17,8 +17,8 @@ from typing import Any
 import phonenumbers
 
 from faxops.domain import FailureClass, Invalid, Recipient, Status, classify
-from faxops.schedule import Estimate, RetryPolicy, Schedule, estimate, parse_time
-from faxops.state.journal import iso
+from faxops.schedule import Estimate, RetryPolicy, Schedule, estimate
+from faxops.state.journal import iso, parse_iso
 from faxops.state.records import Summary
 
 PLAN_FORMAT_VERSION = 1
@@ -302,7 +302,7 @@ def _decide(
             source=source,
             reference=summary.reference,
         ), None
-    last_at = parse_time(summary.updated_at)
+    last_at = parse_iso(summary.updated_at)
     if forced is not None:
         gap = (last_at + rules.policy.min_gap) if last_at else None
         return _retry(recipient, summary, f"resend requested: {forced}", forced), gap

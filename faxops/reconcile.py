@@ -16,7 +16,7 @@ from faxops.campaign import Campaign
 from faxops.domain import Recipient, Status, Submission
 from faxops.errors import ProviderError
 from faxops.state import RecordedState, StateWriter
-from faxops.state.journal import now_iso
+from faxops.state.journal import now_iso, parse_iso
 
 
 @dataclass(frozen=True)
@@ -45,12 +45,10 @@ def reconcile(campaign: Campaign, writer: StateWriter, state: RecordedState) -> 
     for number, summary in state.summaries.items():
         if summary.status == Status.PENDING and summary.reference:
             by_reference.setdefault((summary.reference, summary.provider or ""), []).append(number)
-            if summary.updated_at:
-                moment = datetime.fromisoformat(summary.updated_at.replace("Z", "+00:00"))
-                if summary.send_at:
-                    # A job scheduled on the provider's side cannot have finished before it started.
-                    moment = max(moment, datetime.fromisoformat(summary.send_at.replace("Z", "+00:00")))
-                started[summary.reference] = moment
+            moment = parse_iso(summary.updated_at)
+            if moment is not None:
+                # A job scheduled on the provider's side cannot have finished before it started.
+                started[summary.reference] = max(moment, parse_iso(summary.send_at) or moment)
     provider = campaign.provider
     for (reference, provider_name), numbers in sorted(by_reference.items()):
         numbers.sort()

@@ -240,16 +240,6 @@ class RetryPolicy:
         return failed_at + max(self.rules[failure].wait, self.min_gap), ""
 
 
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        value = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
 # --- duration estimate ------------------------------------------------------------------------------
 
 

@@ -23,8 +23,9 @@ from faxops.errors import AuthError, ProviderError, TransientError
 from faxops.providers.base import JobRef
 from faxops.state import StateWriter, read_records
 from faxops.state.files import atomic_write
-from faxops.state.journal import iso
+from faxops.state.journal import iso, parse_iso
 from faxops.state.records import Record
+from faxops.webhook import ingest
 
 _OPEN = frozenset({Status.QUEUED, Status.SENDING})
 NOT_REPORTED = "accepted; delivery not reported by this provider"
@@ -87,9 +88,9 @@ def _poll_file(campaign: Campaign) -> Path:
 def _last_poll(campaign: Campaign) -> datetime | None:
     try:
         data = orjson.loads(_poll_file(campaign).read_bytes())
-        return datetime.fromisoformat(str(data["at"]).replace("Z", "+00:00"))
-    except (OSError, orjson.JSONDecodeError, KeyError, ValueError):
+    except (OSError, orjson.JSONDecodeError):
         return None
+    return parse_iso(data.get("at")) if isinstance(data, dict) else None
 
 
 def record_updates(writer: StateWriter, job: TrackedJob, updates: Iterable[StatusUpdate]) -> tuple[int, int]:
@@ -119,10 +120,8 @@ def refresh(
     stop: threading.Event | None = None,
 ) -> RefreshReport:
     """Poll the provider for every recipient not final yet and journal what changed."""
-    from faxops.webhook import ingest_inbox
-
     report = RefreshReport()
-    report.pushed = ingest_inbox(campaign, writer)
+    report.pushed = ingest(campaign.paths, writer)
     provider = campaign.provider
     jobs = list(open_jobs(read_records(campaign.paths)))
     report.open = sum(len(j.numbers) for j in jobs)

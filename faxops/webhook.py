@@ -23,7 +23,7 @@ import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from faxops.errors import FaxopsError, InputError, StateLockedError
 from faxops.providers.faxplus import map_fax_status
 from faxops.providers.retarus import updates_from_report
 from faxops.state import StatePaths, StateWriter, read_records
-from faxops.state.journal import iso
+from faxops.state.journal import iso, parse_iso
 
 MAX_BODY = 1 << 20
 _KEEP_UNMATCHED = timedelta(days=7)
@@ -73,19 +73,6 @@ def _number(value: Any) -> str:
     return text if text.startswith("+") else "+" + text.removeprefix("00")
 
 
-def _time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    text = str(value).strip().replace("Z", "+00:00")
-    for fmt in (None, "%Y-%m-%d %H:%M:%S"):
-        try:
-            moment = datetime.fromisoformat(text) if fmt is None else datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return None
-
-
 def parse_faxplus(body: bytes) -> list[tuple[tuple[str, ...], StatusUpdate]]:
     doc = _json(body)
     hook, data = doc.get("hook") or {}, doc.get("data")
@@ -106,7 +93,7 @@ def parse_faxplus(body: bytes) -> list[tuple[tuple[str, ...], StatusUpdate]]:
         None if status == Status.DELIVERED else raw.replace("_", " "),
         retryable,
         data.get("pages") if isinstance(data.get("pages"), int) else None,
-        _time(data.get("start_time")),
+        parse_iso(data.get("start_time")),
         provider_id=fax_id,
         cost=str(data["cost"]) if data.get("cost") is not None else None,
     )
@@ -181,7 +168,7 @@ def parse_generic(body: bytes) -> list[tuple[tuple[str, ...], StatusUpdate]]:
             item.get("reason"),
             None,
             item.get("pages") if isinstance(item.get("pages"), int) else None,
-            _time(item.get("at")),
+            parse_iso(item.get("at")),
         )
         out.append(((job_id,), update))
     return out
@@ -239,11 +226,6 @@ class Inbox:
                 os.close(fd)
 
 
-def ingest_inbox(campaign: Any, writer: StateWriter) -> int:
-    """Move the inbox into the journal (caller holds the state lock). Returns updates taken in."""
-    return ingest(campaign.paths, writer)
-
-
 def ingest(paths: StatePaths, writer: StateWriter) -> int:
     path = inbox_path(paths)
     if not path.exists():
@@ -298,12 +280,12 @@ def _match(paths: StatePaths, items: list[dict[str, Any]]) -> tuple[list[dict[st
             # A fax id is learnt from the first status poll; a push can come before it. Attach it to the
             # latest attempt only when that attempt has no fax id yet and began before the fax did.
             attempt = latest[number]
-            started = _time(attempt.get("submitted_at"))
-            pushed = _time(item.get("at")) or _time(item.get("received"))
+            started = parse_iso(attempt.get("submitted_at"))
+            pushed = parse_iso(item.get("at")) or parse_iso(item.get("received"))
             if not attempt.get("fax_id") and started and pushed and pushed >= started - timedelta(minutes=1):
                 ref = attempt["reference"]
         if ref is None:
-            received = _time(item.get("received"))
+            received = parse_iso(item.get("received"))
             if received is None or now - received < _KEEP_UNMATCHED:
                 keep.append(item)
             continue

@@ -30,7 +30,7 @@ from faxops.errors import ProviderError
 from faxops.fields import Duration, SecretRef, resolve_secret
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
-from faxops.state.journal import iso
+from faxops.state.journal import iso, parse_iso
 
 #: Retarus recipient status -> (faxops status, retryable)
 STATUS_MAP: dict[str, tuple[Status, bool | None]] = {
@@ -246,15 +246,8 @@ def updates_from_report(report: Mapping[str, Any]) -> list[StatusUpdate]:
                 reason=None if status == Status.DELIVERED else (reason or raw),
                 retryable=retryable,
                 pages=pages if isinstance(pages, int) else None,
-                at=_sent_at(item.get("sentTs")),
+                at=parse_iso(item.get("sentTs")),
                 duration=float(item["durationInSecs"]) if isinstance(item.get("durationInSecs"), int | float) else None,
             )
         )
     return updates
-
-
-def _sent_at(value: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
-    except ValueError:
-        return None

@@ -34,6 +34,17 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def parse_iso(value: object) -> datetime | None:
+    """A timestamp as ``iso`` writes it (or any ISO 8601 form); naive ones are UTC; None when unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def now_iso() -> str:
     from faxops import clock
 
