@@ -45,7 +45,6 @@ EXIT_CODES: dict[type[FaxopsError], int] = {
     UnknownOutcomesError: 5,
     InterruptedRun: 130,
 }
-PLAN_KIND = "faxops-plan"
 
 
 def exit_code(exc: FaxopsError) -> int:
@@ -72,6 +71,16 @@ def _moment(text: str) -> datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-24T09:00Z") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value}: must be 1 or more")
+    return value
 
 
 def _bool(text: str) -> bool:
@@ -105,8 +114,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST")
     p.add_argument("--strict", action="store_true", help="treat warnings (e.g. invalid list rows) as errors")
 
-    p = sub.add_parser("plan", help="show what apply would send")
-    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p = sub.add_parser("plan", help="show what apply would send (or, given a saved plan, show it)")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST|PLANFILE")
     _refresh_flag(p)
     p.add_argument(
         "--at", type=_moment, metavar="TIME", help="plan as if it were TIME (ISO 8601), e.g. to see a schedule"
@@ -116,10 +125,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--details", action="store_true", help="list every recipient, not the first of each group")
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there is something to send")
 
+    p = sub.add_parser("show", help="print a saved plan (made with `plan --out FILE`)")
+    p.add_argument("planfile", type=Path, metavar="PLANFILE")
+    p.add_argument("--json", action="store_true", help="print it as the JSON document it is")
+    p.add_argument("--details", action="store_true", help="list every recipient, not the first of each group")
+
     p = sub.add_parser("apply", help="send what the plan says, recording every job")
     p.add_argument("target", type=Path, metavar="MANIFEST|PLANFILE")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
-    p.add_argument("--parallelism", type=int, metavar="N", help="submissions in flight (default: schedule.concurrency)")
+    p.add_argument(
+        "--parallelism", type=_positive, metavar="N", help="submissions in flight (default: schedule.concurrency)"
+    )
     p.add_argument(
         "--lock-timeout",
         type=_duration,
@@ -188,7 +204,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resolve", help="decide a send of unknown outcome that the provider cannot settle")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
-    p.add_argument("number", metavar="NUMBER", help="the recipient, as E.164 (+4930...)")
+    p.add_argument("number", metavar="NUMBER", help="the recipient, read as the manifest's numbers are (+49 30 ...)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("--sent", metavar="JOB_ID", help="it was sent: record this job ID")
     how.add_argument("--not-sent", action="store_true", help="it was not sent: the next apply sends it")
@@ -211,7 +227,21 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how long a fax takes from acceptance to its final status (default 35)",
     )
+    _global_options_everywhere(parser)
     return parser
+
+
+def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
+    """Accept the global options after the subcommand too (``faxops plan X --no-color``), as people type them.
+
+    SUPPRESS as the default keeps a subcommand that did not see the option from resetting the value
+    given before the subcommand.
+    """
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in {id(p): p for p in action.choices.values()}.values():
+                child.add_argument("--no-color", action="store_true", default=argparse.SUPPRESS, help="plain output")
+                _global_options_everywhere(child)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -219,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from faxops.output import Output
 
-    output = Output(color=not args.no_color, json_mode=getattr(args, "json", False))
+    output = Output(color=not getattr(args, "no_color", False), json_mode=getattr(args, "json", False))
     try:
         return int(_COMMANDS[args.command](args, output))
     except FaxopsError as exc:
@@ -312,11 +342,28 @@ def _refresh_before_plan(campaign: Any, output: Any) -> bool:
     return True
 
 
+def cmd_show(args: argparse.Namespace, output: Any) -> int:
+    from faxops import planfile
+
+    saved = planfile.load(args.planfile)
+    if args.json:
+        output.json(orjson.dumps(saved.model_dump(mode="json")).decode())
+    else:
+        output.saved_plan(saved, path=args.planfile, details=args.details)
+    return EXIT_OK
+
+
 def cmd_plan(args: argparse.Namespace, output: Any) -> int:
+    from faxops import planfile
     from faxops.campaign import cpu_workers, open_campaign
     from faxops.plan import plan_json
     from faxops.state import load_state
 
+    if planfile.looks_like_plan(args.manifest):
+        if args.out or args.at:
+            raise InputError(f"{args.manifest} is a saved plan: --out and --at apply to a manifest")
+        args.planfile = args.manifest
+        return cmd_show(args, output)
     campaign = open_campaign(args.manifest)
     state = load_state(campaign.paths)
     try:
@@ -339,50 +386,21 @@ def cmd_plan(args: argparse.Namespace, output: Any) -> int:
         if not plan.has_changes:
             output.line("No changes. Nothing to send.", style="green")
     if args.out:
-        doc = plan_json(
-            plan,
-            extra={
-                "kind": PLAN_KIND,
-                "manifest": str(args.manifest.resolve()),
-                "inputs": campaign.input_digests(),
-                "state": state.fingerprint(),
-            },
-        )
+        from faxops import planfile
         from faxops.state.files import atomic_write
 
-        atomic_write(args.out, [orjson.dumps(doc, option=orjson.OPT_INDENT_2)], mode=0o600)
+        doc = planfile.dump(
+            plan,
+            plan_path=args.out,
+            manifest=args.manifest,
+            inputs=campaign.input_digests(),
+            state=planfile.state_ref(campaign.name, campaign.paths.lockfile, state.fingerprint()),
+        )
+        atomic_write(args.out, [doc], mode=0o600)
         output.note(f"Saved the plan to {args.out}; run `faxops apply {args.out}` to execute exactly it.")
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
-
-
-def _read_saved_plan(path: Path) -> dict[str, Any] | None:
-    """The saved plan at ``path``, or None when ``path`` is not one (a manifest)."""
-    try:
-        with path.open("rb") as fh:
-            head = fh.read(1)
-    except OSError:
-        return None
-    if head != b"{":
-        return None
-    try:
-        doc = orjson.loads(path.read_bytes())
-    except orjson.JSONDecodeError:
-        raise InputError(f"{path}: not a valid saved plan (invalid JSON)") from None
-    if not isinstance(doc, dict) or doc.get("kind") != PLAN_KIND:
-        raise InputError(f"{path}: not a saved plan (make one with `faxops plan MANIFEST --out FILE`)")
-    return doc
-
-
-def _check_inputs(saved: dict[str, Any], current: dict[str, str]) -> None:
-    before: dict[str, str] = saved.get("inputs") or {}
-    changed = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
-    if changed:
-        raise StalePlanError(
-            f"the saved plan is stale: {', '.join(changed)} changed since it was made",
-            hint="run `faxops plan` again and review the new plan",
-        )
 
 
 class _Signals:
@@ -454,7 +472,7 @@ def _guards(campaign: Any, args: argparse.Namespace) -> Any:
 
 
 def cmd_apply(args: argparse.Namespace, output: Any) -> int:
-    from faxops import clock
+    from faxops import clock, planfile
     from faxops.apply import ApplyOptions, ApplyReport, execute, record_expired
     from faxops.campaign import cpu_workers, open_campaign
     from faxops.plan import Action, guard_problems
@@ -462,11 +480,12 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
     from faxops.state import StateWriter
     from faxops.tracking import refresh
 
-    saved = _read_saved_plan(args.target)
-    manifest = Path(saved["manifest"]) if saved else args.target
+    saved = planfile.load(args.target) if planfile.looks_like_plan(args.target) else None
+    manifest = planfile.manifest_of(saved, args.target) if saved else args.target
     campaign = open_campaign(manifest)
     if saved:
-        _check_inputs(saved, campaign.input_digests())
+        planfile.check_bound(saved, campaign.name, campaign.paths.lockfile)
+        planfile.check_inputs(saved, campaign.input_digests())
         if args.resend or args.wait:
             raise InputError("--resend and --wait apply to a manifest, not to a saved plan")
     resend = _resend_numbers(campaign, args.resend, args.reason)
@@ -484,11 +503,8 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
         with signals:
             while True:
                 state = writer.state(detail=resend)
-                if saved and state.fingerprint() != saved.get("state"):
-                    raise StalePlanError(
-                        "the saved plan is stale: the recorded state changed since it was made",
-                        hint="run `faxops plan` again and review the new plan",
-                    )
+                if saved:
+                    planfile.check_state(saved, state.fingerprint())
                 if not saved and args.refresh and _needs_refresh(campaign, state):
                     output.refresh(refresh(campaign, writer, stop=signals.stop), brief=True)
                     state = writer.state()
@@ -513,12 +529,7 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                 if plan.expired:
                     record_expired(writer, plan.expired)
                 if saved and first:
-                    saved_key = [
-                        (a["action"], a["number"], a.get("attempt"))
-                        for a in saved.get("actions", [])
-                        if a["action"] in (Action.SEND, Action.RETRY)
-                    ]
-                    if saved_key != plan.submit_key():
+                    if saved.submit_key() != plan.submit_key():
                         raise StalePlanError("the saved plan no longer matches what would be sent; plan again")
                     output.line(output.plan_summary(plan).replace("[bold]", "").replace("[/]", ""))
                 elif first:
@@ -748,15 +759,16 @@ def cmd_resolve(args: argparse.Namespace, output: Any) -> int:
     from faxops.state.lock import LockInfo
 
     loaded = load_manifest(args.manifest)
+    number = _number_arg(args.number, loaded)  # read as cancel and --resend read it, before taking the lock
     writer = StateWriter(
         StatePaths.for_manifest(args.manifest), loaded.name, operation="resolve", lock_timeout=args.lock_timeout
     )
     try:
-        summary = writer.state().summaries.get(args.number)
+        summary = writer.state().summaries.get(number)
         if summary is None or summary.status != "pending":
             what = "is not in the recorded state" if summary is None else f"is {summary.status}, not unknown"
             raise InputError(
-                f"{args.number} {what}; only sends of unknown outcome can be resolved",
+                f"{number} {what}; only sends of unknown outcome can be resolved",
                 hint="`faxops plan` lists them under `? unknown`",
             )
         info: LockInfo | None = writer.lock.info
@@ -764,7 +776,7 @@ def cmd_resolve(args: argparse.Namespace, output: Any) -> int:
             {
                 "t": "resolve",
                 "ref": summary.reference,
-                "number": args.number,
+                "number": number,
                 "sent": bool(args.sent),
                 "job_id": args.sent,
                 "note": args.note,
@@ -777,7 +789,7 @@ def cmd_resolve(args: argparse.Namespace, output: Any) -> int:
         raise
     writer.close()
     verdict = f"sent as job {args.sent}" if args.sent else "not sent; the next apply sends it"
-    output.line(f"Recorded {args.number}: {verdict}.")
+    output.line(f"Recorded {number}: {verdict}.")
     return EXIT_OK
 
 
@@ -915,6 +927,7 @@ def _serve_until_interrupted(output: Any, stop: Any) -> None:
 _COMMANDS = {
     "validate": cmd_validate,
     "plan": cmd_plan,
+    "show": cmd_show,
     "apply": cmd_apply,
     "status": cmd_status,
     "reconcile": cmd_reconcile,

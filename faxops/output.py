@@ -13,13 +13,14 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from faxops.apply import ApplyReport, JobResult
 from faxops.errors import FaxopsError, InputError, Problem
@@ -27,6 +28,9 @@ from faxops.plan import Action, Plan
 from faxops.reconcile import ReconcileReport
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from faxops.planfile import SavedPlan
     from faxops.reports import Delivery
     from faxops.tracking import RefreshReport
 
@@ -59,10 +63,14 @@ _STATUS_STYLE = {
 
 
 def _console(stream: Any, no_color: bool) -> Console:
-    console = Console(file=stream, no_color=no_color, highlight=False, soft_wrap=True)
+    # NO_COLOR means no styling at all: rich's own no_color keeps bold and dim; no colour system drops them.
+    system: Literal["auto"] | None = None if no_color else "auto"
+    console = Console(file=stream, no_color=no_color, color_system=system, highlight=False, soft_wrap=True)
     if not console.is_terminal:
         # Logs and pipes have no width; wrapping tables at 80 columns only hurts there.
-        console = Console(file=stream, no_color=no_color, highlight=False, soft_wrap=True, width=200)
+        console = Console(
+            file=stream, no_color=no_color, color_system=system, highlight=False, soft_wrap=True, width=200
+        )
     return console
 
 
@@ -135,9 +143,7 @@ class Output:
                     out.print()
                     continue
             shown = group if details else group[:limit]
-            rows = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
-            for _ in range(4):
-                rows.add_column(no_wrap=True)
+            rows = _action_table()
             for item in shown:
                 name = item.recipient.name if item.recipient is not None and item.recipient.name else ""
                 detail = f"attempt {item.attempt}" if action == Action.RETRY and item.attempt else ""
@@ -146,10 +152,7 @@ class Output:
                 if item.reason:
                     detail = f"{detail}  {item.reason}".strip()
                 rows.add_row(
-                    f"      [{style}]{action.symbol}[/] {escape(item.number)}",
-                    escape(name),
-                    f"[dim]{escape(detail)}[/]",
-                    f"[dim]{escape(item.source or '')}[/]",
+                    f"      [{style}]{action.symbol}[/] {escape(item.number)}", *_cut(name, detail, item.source or "")
                 )
             out.print(rows)
             if len(shown) < len(group):
@@ -194,6 +197,44 @@ class Output:
             if plan.cost_all > plan.cost:
                 pages += f" ({plan.cost_all:,.2f} with the deferred)"
         return text + f" · {pages}"
+
+    def saved_plan(self, saved: SavedPlan, *, path: Path, details: bool, limit: int = 10) -> None:
+        """A saved plan as ``plan`` showed it when it was made (from the file alone: no manifest, no state)."""
+        out = self.human
+        ref = saved.state
+        against = f"serial {ref.serial}, lineage {ref.lineage}" if ref.lineage else "no recorded state yet"
+        out.print(f"Saved plan [bold]{escape(str(path))}[/] for campaign [bold]{escape(saved.campaign)}[/]")
+        out.print(f"[dim]  planned for {escape(saved.at or '?')} · manifest {escape(saved.manifest)} · {against}[/]")
+        out.print()
+        by_action: dict[str, list[dict[str, Any]]] = {}
+        for item in saved.actions:
+            by_action.setdefault(str(item.get("action")), []).append(item)
+        for action in Action:
+            group = by_action.get(str(action), [])
+            if not group or (action == Action.UNCHANGED and not details):
+                continue
+            style = _STYLE[action]
+            out.print(f"  [{style}]{action.symbol} {_TITLE[action]}[/] ({len(group)})")
+            shown = group if details else group[:limit]
+            rows = _action_table()
+            for item in shown:
+                detail = f"due {item['due']}" if item.get("due") else ""
+                if item.get("reason"):
+                    detail = f"{detail}  {item['reason']}".strip()
+                rows.add_row(
+                    f"      [{style}]{action.symbol}[/] {escape(str(item.get('number')))}",
+                    *_cut(str(item.get("name") or ""), detail, str(item.get("source") or "")),
+                )
+            out.print(rows)
+            if len(shown) < len(group):
+                out.print(f"      [dim]… and {len(group) - len(shown)} more (--details lists all)[/]")
+            out.print()
+        s = saved.summary
+        out.print(
+            f"[bold]Plan:[/] {s.get('send', 0)} to send, {s.get('retry', 0)} to retry, {s.get('unchanged', 0)} "
+            f"unchanged, {s.get('skip', 0)} skipped · {s.get('pages', 0)} pages"
+        )
+        out.print(f"[dim]`faxops apply {escape(str(path))}` sends exactly this, if nothing changed since.[/]")
 
     def confirm(self, count: int) -> bool:
         self.err.print(f"\nDo you want to send [bold]{count}[/] fax(es)? Only 'yes' will be accepted.")
@@ -329,6 +370,30 @@ class Output:
         out.print(detail)
         if not details and total > len(rows):
             out.print(f"[dim]… {total - len(rows)} more (--details lists all)[/]")
+
+
+def _action_table() -> Table:
+    """Rows of one plan group: symbol and number, name, detail (reason), source.
+
+    Numbers are never cut: they are what ``resolve``, ``cancel`` and ``--resend`` need, copied from
+    here. Only the number column is ``no_wrap``, so rich narrows the others first (a narrow terminal, a
+    200-column pipe holding a long provider message); their cells then end in an ellipsis.
+    """
+    rows = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+    rows.add_column(no_wrap=True)
+    rows.add_column(max_width=40)
+    rows.add_column()
+    rows.add_column()
+    return rows
+
+
+def _cut(name: str, detail: str, source: str) -> tuple[Text, Text, Text]:
+    """The cells after the number: one line each, cut with an ellipsis when the table must shrink."""
+    return (
+        Text(name, no_wrap=True, overflow="ellipsis"),
+        Text(detail, style="dim", no_wrap=True, overflow="ellipsis"),
+        Text(source, style="dim", no_wrap=True, overflow="ellipsis"),
+    )
 
 
 def _local(moment: datetime, zone: str | None) -> str:

@@ -1,0 +1,145 @@
+"""The operator's papercuts (issue 10): saved plans bound to their state, numbers read and shown whole,
+global options anywhere, NO_COLOR. Each test drives the real CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import CampaignDir, Result
+
+Cli = Callable[..., Result]
+Make = Callable[..., CampaignDir]
+
+
+def test_a_saved_plan_copied_with_its_checkout_is_refused_there(make_campaign: Make, cli: Cli, tmp_path: Path) -> None:
+    camp = make_campaign()
+    first = camp.root
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    camp.csv.write_text(camp.csv.read_text() + "+39 06 1234 5678,Studio Conti\n")
+    assert cli("plan", camp.manifest, "--out", first / "reviewed.plan.json").code == 0
+    doc = json.loads((first / "reviewed.plan.json").read_text())
+    assert doc["manifest"] == "campaign.yaml"  # relative to the plan file, not an absolute path
+
+    copy = tmp_path.parent / (tmp_path.name + "-copy")
+    shutil.copytree(first, copy)
+    original_lock = camp.lockfile.read_bytes()
+    refused = cli("apply", copy / "reviewed.plan.json")
+    assert refused.code == 4, refused.err
+    assert "copied checkout" in refused.err
+    assert camp.lockfile.read_bytes() == original_lock  # the other checkout's state is untouched
+    assert (copy / "campaign.lock.json").read_bytes() == original_lock
+    assert len(camp.sent()) == 5
+
+    # an ordinary apply in the copy sends only the new row: nothing that was sent goes again
+    again = cli("apply", copy / "campaign.yaml", "--auto-approve")
+    assert again.code == 0, again.err
+    sent_in_copy = [json.loads(x)["number"] for x in (copy / ".faxops/sandbox/sent.jsonl").read_text().splitlines()]
+    assert sorted(sent_in_copy).count("+390612345678") == 1
+    assert len(sent_in_copy) == 6  # the 5 copied records of the first run, and the one new row
+
+    # the original still applies its own plan
+    assert cli("apply", first / "reviewed.plan.json").code == 0
+    assert len(camp.sent()) == 6
+    shutil.rmtree(copy)
+
+
+@pytest.mark.parametrize("drop", ["manifest", "state", "inputs", "actions"])
+def test_a_saved_plan_with_missing_fields_is_a_clean_error(
+    make_campaign: Make, cli: Cli, tmp_path: Path, drop: str
+) -> None:
+    camp = make_campaign()
+    planfile = tmp_path / "p.json"
+    cli("plan", camp.manifest, "--out", planfile)
+    doc = json.loads(planfile.read_text())
+    del doc[drop]
+    planfile.write_text(json.dumps(doc))
+    result = cli("apply", planfile)
+    assert result.code == 1
+    assert f"damaged saved plan ({drop}: field required" in result.err
+    assert "Internal error" not in result.err
+    assert camp.sent() == []
+
+
+def test_show_and_plan_print_a_saved_plan(make_campaign: Make, cli: Cli, tmp_path: Path) -> None:
+    camp = make_campaign()
+    planfile = tmp_path / "p.json"
+    cli("plan", camp.manifest, "--out", planfile)
+    for command in ("show", "plan"):
+        shown = cli(command, planfile)
+        assert shown.code == 0, shown.err
+        assert "Saved plan" in shown.out
+        assert "+493012345678" in shown.out
+        assert "5 to send" in shown.out
+        assert "schema" not in shown.err
+    as_json = cli("show", planfile, "--json")
+    assert as_json.json["summary"]["send"] == 5
+    assert camp.sent() == []
+
+
+def test_numbers_in_plan_tables_are_never_cut(make_campaign: Make, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    camp = make_campaign(outcomes={"+493012345678": "rejected"})
+    cli("apply", camp.manifest, "--auto-approve")
+    reason = "the practice asked by registered letter never to be faxed again " * 4
+    (camp.root / "dnf.csv").write_text("number\n+33 1 42 68 53 00\n")
+    camp.manifest.write_text(camp.manifest.read_text() + f"suppress: [{{path: dnf.csv, reason: '{reason}'}}]\n")
+    monkeypatch.setenv("FORCE_COLOR", "1")  # a terminal of 60 columns, as far as rich is concerned
+    monkeypatch.setenv("COLUMNS", "60")
+    for term in ("dumb", "xterm"):
+        monkeypatch.setenv("TERM", term)
+        result = cli("plan", camp.manifest, "--details", "--no-color")
+        assert result.code == 0, result.err
+        assert "+33142685300" in result.out
+        assert "+493012345678" in result.out
+        assert "…" in result.out or "..." in result.out  # the reason was cut instead
+    # piped through a real process (200-column pipe width), the long reason still never cuts the number
+    piped = subprocess.run(
+        [sys.executable, "-m", "faxops", "plan", str(camp.manifest)], capture_output=True, text=True, check=False
+    )
+    assert "+33142685300" in piped.stdout, piped.stderr
+
+
+def test_resolve_reads_numbers_as_cancel_does(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign(outcomes={"+4930901820000": "timeout"}, rows=[("+49 30 90182000", "Praxis")])
+    camp.manifest.write_text(camp.manifest.read_text().replace('"+4930901820000"', '"+493090182000"'))
+    cli("apply", camp.manifest, "--auto-approve")
+    camp.sent_log.unlink()
+    result = cli("resolve", camp.manifest, "+49 30 90182000", "--not-sent")
+    assert result.code == 0, result.err
+    assert "Recorded +493090182000" in result.out
+    national = cli("resolve", camp.manifest, "030 90182000", "--not-sent")
+    assert national.code == 1
+    assert "+493090182000 is not_sent" in national.err or "not unknown" in national.err
+
+
+def test_global_options_after_the_subcommand_and_no_color(
+    make_campaign: Make, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    camp = make_campaign()
+    monkeypatch.setenv("FORCE_COLOR", "1")  # a terminal, as far as rich is concerned
+    styled = cli("plan", camp.manifest)
+    assert "\x1b[" in styled.out
+    plain = cli("plan", camp.manifest, "--no-color")
+    assert plain.code == 0, plain.err
+    assert "\x1b[" not in plain.out + plain.err
+    before = cli("--no-color", "plan", camp.manifest)
+    assert "\x1b[" not in before.out + before.err
+    monkeypatch.setenv("NO_COLOR", "1")
+    env = cli("plan", camp.manifest)
+    assert "Plan:" in env.out
+    assert "\x1b[" not in env.out + env.err  # not even bold or dim
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "many"])
+def test_parallelism_must_be_positive(make_campaign: Make, cli: Cli, value: str) -> None:
+    camp = make_campaign()
+    with pytest.raises(SystemExit) as exc:
+        cli("apply", camp.manifest, "--auto-approve", "--parallelism", value)
+    assert exc.value.code != 0
+    assert camp.sent() == []
