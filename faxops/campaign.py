@@ -181,8 +181,13 @@ def make_provider(loaded: LoadedManifest) -> Provider:
     return provider_cls(settings, ProviderContext(base_dir=loaded.base_dir, campaign=loaded.name))
 
 
-def open_campaign(path: Path, *, use_cache: bool = True) -> Campaign:
-    """Load the manifest and everything it names; raise ``InputError`` listing every problem."""
+def open_campaign(path: Path, *, use_cache: bool = True, secrets: bool = True) -> Campaign:
+    """Load the manifest and everything it names; raise ``InputError`` listing every problem.
+
+    ``secrets=False`` is for commands that never call the provider (``plan --refresh=false``, ``plan
+    --at``): a reviewer without the credentials can still see the plan. Providers resolve secrets only
+    when they call out, so nothing else needs them.
+    """
     loaded = load_manifest(path)
     problems: list[Problem] = []
     documents: list[Document] = []
@@ -209,7 +214,8 @@ def open_campaign(path: Path, *, use_cache: bool = True) -> Campaign:
     sources = loaded.model.recipients
     if not sources.inline and not sources.files:
         problems.append(loaded.problem(("recipients",), "no recipients: add `inline:` entries or `files:`"))
-    problems.extend(_secret_problems(loaded, loaded.model, ()))
+    if secrets:
+        problems.extend(_secret_problems(loaded, loaded.model, ()))
     provider = make_provider(loaded)
     sender = loaded.model.sender
     for problem in provider.check(documents, Sender(sender.csid, sender.header, sender.number, sender.name)):

@@ -15,12 +15,13 @@ import tempfile
 import threading
 import traceback
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -70,7 +71,7 @@ def _moment(text: str) -> datetime:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time such as 2026-11-24T09:00Z") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment  # a naive time is read in the campaign's time zone, once the manifest is loaded
 
 
 def _positive(text: str) -> int:
@@ -118,7 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", type=Path, metavar="MANIFEST|PLANFILE")
     _refresh_flag(p)
     p.add_argument(
-        "--at", type=_moment, metavar="TIME", help="plan as if it were TIME (ISO 8601), e.g. to see a schedule"
+        "--at",
+        type=_moment,
+        metavar="TIME",
+        help="plan as if it were TIME (ISO 8601; without an offset, in schedule.timezone, else UTC)",
     )
     p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
     p.add_argument("--out", type=Path, metavar="FILE", help="save the plan for `faxops apply FILE`")
@@ -364,25 +368,27 @@ def cmd_plan(args: argparse.Namespace, output: Any) -> int:
             raise InputError(f"{args.manifest} is a saved plan: --out and --at apply to a manifest")
         args.planfile = args.manifest
         return cmd_show(args, output)
-    campaign = open_campaign(args.manifest)
+    may_refresh = args.refresh and args.at is None
+    campaign = open_campaign(args.manifest, secrets=may_refresh)
     state = load_state(campaign.paths)
     try:
         # Only when something is open: a warm plan of a million delivered recipients reads the state once.
-        if (
-            args.refresh
-            and args.at is None
-            and _needs_refresh(campaign, state)
-            and _refresh_before_plan(campaign, output)
-        ):
+        if may_refresh and _needs_refresh(campaign, state) and _refresh_before_plan(campaign, output):
             state = load_state(campaign.paths)
     finally:
         campaign.provider.close()
-    plan = campaign.plan(state, cpu_workers(), now=args.at)
+    at = args.at
+    if at is not None and at.tzinfo is None:
+        # Read as schedule.start_at is: in the campaign's time zone when it fixes one, else UTC.
+        zone = campaign.loaded.model.schedule.timezone
+        at = at.replace(tzinfo=ZoneInfo(zone) if zone else UTC)
+    plan = campaign.plan(state, cpu_workers(), now=at)
     output.problems(campaign.warnings[:20])
     if args.json:
         output.json(orjson.dumps(plan_json(plan)).decode())
     else:
         output.plan(plan, provider=campaign.provider.name, details=args.details)
+        output.planned_for(plan, campaign.loaded.model.schedule.timezone)
         if not plan.has_changes:
             output.line("No changes. Nothing to send.", style="green")
     if args.out:
@@ -431,6 +437,15 @@ class _Signals:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """The handlers in place before, e.g. while asking for confirmation, when there is nothing to finish."""
+        self.__exit__()
+        try:
+            yield
+        finally:
+            self.__enter__()
+
 
 def _number_arg(text: str, loaded: Any, what: str = "") -> str:
     """A number typed on the command line, read like the manifest's (its default_region), as E.164."""
@@ -458,6 +473,34 @@ def _resend_numbers(campaign: Any, numbers: Sequence[str], reason: str | None) -
             )
         out[number] = reason.strip()
     return out
+
+
+def _refuse_deferred_resends(campaign: Any, plan: Any, state: Any, resend: Mapping[str, str]) -> None:
+    """A ``--resend`` that cannot go now is an error saying why and when, before anything is sent.
+
+    Without it, apply printed "No changes" and exited 0: the operator believed the fax had gone.
+    """
+    from faxops.plan import Action
+    from faxops.state.journal import parse_iso
+
+    min_gap = campaign.rules().policy.min_gap
+    lines = []
+    for action in plan.groups[Action.DEFER]:
+        if action.number not in resend or action.due is None:
+            continue
+        summary = state.summaries.get(action.number)
+        last = parse_iso(summary.updated_at) if summary is not None else None
+        when = f"{action.due.astimezone(UTC):%Y-%m-%d %H:%M:%S}Z"
+        if last is not None and action.due <= last + min_gap:
+            why = f"its last attempt was at {last.astimezone(UTC):%H:%M:%S}Z and retry.min_gap ({min_gap}) allows "
+            lines.append(f"--resend {action.number}: not sent: {why}the next attempt at {when}")
+        else:
+            lines.append(f"--resend {action.number}: not sent: outside its send window, which opens at {when}")
+    if lines:
+        raise InputError(
+            "; ".join(lines) + ". Nothing was sent.",
+            hint="run the same command again then, or add --wait to wait for it",
+        )
 
 
 def _guards(campaign: Any, args: argparse.Namespace) -> Any:
@@ -521,6 +564,8 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                 missing = sorted(
                     n for n in resend if not any(a.number == n for a in plan.to_submit + plan.groups[Action.DEFER])
                 )
+                if resend and first and not args.wait:
+                    _refuse_deferred_resends(campaign, plan, state, resend)
                 if missing and first:
                     raise InputError(
                         f"--resend {', '.join(missing)}: not a recipient of this campaign that can be sent "
@@ -555,7 +600,9 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                                 "or apply a saved plan"
                             )
                         count = len(plan.to_submit) + (plan.count(Action.DEFER) if args.wait else 0)
-                        if not output.confirm(count):
+                        with signals.paused():  # Ctrl-C at the prompt quits at once: nothing is in flight
+                            confirmed = output.confirm(count)
+                        if not confirmed:
                             raise ApprovalError("Apply cancelled; nothing was sent.")
                 first = False
                 if plan.to_submit:
@@ -579,7 +626,7 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                             output.note("The provider accepted nothing this round; trying again in 60 s.")
                             clock.CLOCK.sleep(60, signals.stop)
                         continue  # plan again: this round's failures may be due for a retry before the next window
-                elif not args.wait or not plan.count(Action.DEFER):
+                elif not total.submitted and (not args.wait or not plan.count(Action.DEFER)):
                     output.line("No changes. Nothing to send.", style="green")
                 deferred = plan.groups[Action.DEFER]
                 if not args.wait or not deferred or signals.stop.is_set() or total.stopped:

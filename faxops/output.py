@@ -178,6 +178,19 @@ class Output:
             out.print(_estimate_line(plan))
         out.print(self.plan_summary(plan))
 
+    def planned_for(self, plan: Plan, zone: str | None) -> None:
+        """The moment the plan was made for (``plan --at`` or now), in the campaign's time zone and UTC."""
+        if plan.now is None:
+            return
+        try:
+            local = plan.now.astimezone(ZoneInfo(zone) if zone else UTC)
+        except (KeyError, ValueError):
+            local = plan.now.astimezone(UTC)
+        when = f"{local:%a %Y-%m-%d %H:%M} {local.tzname()}"
+        if local.utcoffset():
+            when += f" ({plan.now.astimezone(UTC):%H:%MZ})"
+        self.human.print(f"[dim]Planned for {escape(when)}.[/]")
+
     @staticmethod
     def plan_summary(plan: Plan) -> str:
         s = plan.summary()

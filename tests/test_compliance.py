@@ -49,9 +49,14 @@ def test_resend_is_forced_recorded_and_spaced(make_campaign: Make, cli: Cli, man
     # one minute after the first fax: the 5-minute gap between two calls to one number holds it back
     manual_clock.advance(timedelta(minutes=1))
     early = cli("apply", camp.manifest, "--auto-approve", "--resend", "+49 30 12345678", "--reason", "page 2 missing")
-    assert early.code == 0
+    # nothing of what was asked happened: an error that says why and when, never "No changes"
+    assert early.code == 1
     assert camp.sent_numbers().count("+493012345678") == 1
-    assert "deferred" in early.out
+    assert "No changes" not in early.out
+    assert "--resend +493012345678: not sent" in early.err
+    assert "retry.min_gap (0:05:00)" in early.err
+    due = (manual_clock.now() + timedelta(minutes=4)).strftime("%H:%M")
+    assert due in early.err
     manual_clock.advance(timedelta(minutes=5))
     again = cli("apply", camp.manifest, "--auto-approve", "--resend", "+49 30 12345678", "--reason", "page 2 missing")
     assert again.code == 0, again.err

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from faxops import clock
 from tests.conftest import CampaignDir, Result
 
 Cli = Callable[..., Result]
@@ -142,4 +143,70 @@ def test_parallelism_must_be_positive(make_campaign: Make, cli: Cli, value: str)
     with pytest.raises(SystemExit) as exc:
         cli("apply", camp.manifest, "--auto-approve", "--parallelism", value)
     assert exc.value.code != 0
+    assert camp.sent() == []
+
+
+def test_plan_at_and_refresh_false_need_no_secrets(tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.conftest import write_csv, write_pdf
+
+    write_pdf(tmp_path / "letter.pdf", 1)
+    write_csv(tmp_path / "list.csv", [("+49 30 12345678", "A")])
+    manifest = tmp_path / "c.yaml"
+    manifest.write_text(
+        "campaign: {name: c}\n"
+        "provider: {type: faxplus, token: '${env:FAXPLUS_TOKEN_UNSET}', user_id: '12345'}\n"
+        "sender: {number: '+493012340000', header: 'Nordwind'}\n"
+        "documents: [letter.pdf]\n"
+        "recipients: {files: [{path: list.csv, columns: {number: fax, name: company}}]}\n"
+        "schedule: {timezone: Europe/Berlin}\n"
+    )
+    monkeypatch.delenv("FAXPLUS_TOKEN_UNSET", raising=False)
+    needs = cli("plan", manifest)  # a plan that may refresh needs them
+    assert needs.code == 1
+    assert "FAXPLUS_TOKEN_UNSET" in needs.err
+    offline = cli("plan", manifest, "--refresh=false")
+    assert offline.code == 0, offline.err
+    assert "1 to send" in offline.out
+    at = cli("plan", manifest, "--at", "2026-11-24T09:00", "--json")
+    assert at.code == 0, at.err
+    # without an offset, --at is read in schedule.timezone as start_at is: 09:00 in Berlin is 08:00Z
+    assert at.json["at"].startswith("2026-11-24T08:00:00")
+    human = cli("plan", manifest, "--at", "2026-11-24T09:00")
+    assert "Planned for Tue 2026-11-24 09:00 CET (08:00Z)" in human.out
+
+
+def test_apply_wait_never_says_no_changes_after_sending(
+    make_campaign: Make, cli: Cli, manual_clock: clock.ManualClock
+) -> None:
+    from tests.test_schedule import _three_zone_campaign, utc
+
+    camp = _three_zone_campaign(make_campaign)
+    manual_clock.set(utc(2026, 11, 23, 12, 0))
+    result = cli("apply", camp.manifest, "--auto-approve", "--wait")
+    assert result.code == 0, result.err
+    assert len(camp.sent()) == 3
+    assert "No changes" not in result.out
+
+
+def test_ctrl_c_at_the_confirmation_prompt_exits_at_once(
+    make_campaign: Make, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import signal
+
+    from faxops.output import Output
+
+    camp = make_campaign()
+    reached: list[str] = []
+
+    def confirm(self: Output, count: int) -> bool:
+        signal.raise_signal(signal.SIGINT)  # the operator presses Ctrl-C while the prompt waits
+        reached.append("still asking")
+        return True
+
+    monkeypatch.setattr(Output, "interactive", property(lambda self: True))
+    monkeypatch.setattr(Output, "confirm", confirm)
+    result = cli("apply", camp.manifest)
+    assert result.code == 130
+    assert reached == []
+    assert "finishing the faxes in flight" not in result.err
     assert camp.sent() == []
