@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -18,7 +19,14 @@ from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -481,14 +489,21 @@ def _attempt_rows(attempts: Sequence[Mapping[str, Any]]) -> Table:
 
 
 class ApplyProgress:
-    """A progress bar on a terminal; a line every 10 % otherwise (CI logs stay readable)."""
+    """A progress bar on a terminal; a line every 10 % otherwise (CI logs stay readable).
+
+    Both say how long the run has taken, how long it may still take, and how many faxes failed so far:
+    an operator watching a long run should not learn of a wave of rejections only at the end.
+    """
 
     def __init__(self, output: Output, total: int) -> None:
         self.output = output
         self.total = total
         self.done = 0
+        self.failed = 0  # rejected or not sent
+        self.unknown = 0
         self._lock = threading.Lock()
         self._next_mark = 0.1
+        self._started = time.monotonic()
         self._progress: Progress | None = None
         self._task: Any = None
         if output.err.is_terminal and total:
@@ -496,7 +511,10 @@ class ApplyProgress:
                 TextColumn("sending"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[note]}"),
+                TextColumn("{task.fields[failures]}"),
+                TextColumn("elapsed"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=output.err,
                 transient=True,
@@ -505,7 +523,7 @@ class ApplyProgress:
     def __enter__(self) -> ApplyProgress:
         if self._progress is not None:
             self._progress.start()
-            self._task = self._progress.add_task("send", total=self.total, note="")
+            self._task = self._progress.add_task("send", total=self.total, failures=self._failures())
         return self
 
     def __exit__(
@@ -514,15 +532,34 @@ class ApplyProgress:
         if self._progress is not None:
             self._progress.stop()
 
+    def _failures(self) -> str:
+        text = f"[red]{self.failed} failed[/]" if self.failed else "0 failed"
+        return text + (f", [magenta]{self.unknown} unknown[/]" if self.unknown else "")
+
     def __call__(self, result: JobResult) -> None:
         with self._lock:
-            self.done += len(result.numbers)
+            count = len(result.numbers)
+            self.done += count
+            if result.outcome in ("rejected", "not_sent"):
+                self.failed += count
+            elif result.outcome == "unknown":
+                self.unknown += count
             if self._progress is not None:
-                note = "" if result.outcome == "accepted" else f"last: {result.outcome}"
-                self._progress.update(self._task, advance=len(result.numbers), note=note)
+                self._progress.update(self._task, advance=count, failures=self._failures())
                 return
             # No terminal (CI, cron): a line every 10 %, for runs long enough to need one.
             if self.total >= 1000 and self.done / self.total >= self._next_mark:
-                self.output.err.print(f"sent {self.done}/{self.total} ({self.done * 100 // self.total}%)")
+                elapsed = time.monotonic() - self._started
+                left = elapsed * (self.total - self.done) / self.done
+                self.output.err.print(
+                    f"sent {self.done}/{self.total} ({self.done * 100 // self.total}%), {self._failures()} · "
+                    f"elapsed {_clock(elapsed)}, ETA {_clock(left)}"
+                )
                 while self._next_mark <= self.done / self.total:
                     self._next_mark += 0.1
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"

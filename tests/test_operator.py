@@ -210,3 +210,25 @@ def test_ctrl_c_at_the_confirmation_prompt_exits_at_once(
     assert reached == []
     assert "finishing the faxes in flight" not in result.err
     assert camp.sent() == []
+
+
+def test_progress_labels_its_times_and_counts_failures(
+    make_campaign: Make, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [(f"+49 30 1234{i:04d}", f"R{i}") for i in range(1000)]
+    rejected = {f"+4930 1234{i:04d}".replace(" ", ""): "rejected" for i in range(0, 1000, 10)}
+    camp = make_campaign(rows, outcomes=rejected)
+    logged = cli("apply", camp.manifest, "--auto-approve")  # no terminal: a line every 10 %
+    assert "sent 1000/1000 (100%), 100 failed · elapsed 0:00:" in logged.err
+    assert ", ETA 0:00:00" in logged.err
+
+    camp.csv.write_text(camp.csv.read_text() + "+49 30 99999999,X\n")
+    camp.manifest.write_text(
+        camp.manifest.read_text().replace("outcomes: {", 'outcomes: {"+493099999999": "rejected", ')
+    )
+    monkeypatch.setenv("FORCE_COLOR", "1")  # a terminal: the bar
+    bar = cli("apply", camp.manifest, "--auto-approve", "--no-color")
+    assert "1/1" in bar.err
+    assert "1 failed" in bar.err
+    assert "elapsed" in bar.err
+    assert "ETA" in bar.err
