@@ -46,4 +46,5 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) campaigns/*.lock.json campaigns/*.journal campaigns/.*.state-lock campaigns/.faxops bench/work
+	rm -rf $(VENV) campaigns/*.lock.json campaigns/*.journal campaigns/.*.state-lock campaigns/*.inbox \
+		campaigns/.faxops campaigns/reports bench/work

@@ -232,3 +232,25 @@ def test_progress_labels_its_times_and_counts_failures(
     assert "1 failed" in bar.err
     assert "elapsed" in bar.err
     assert "ETA" in bar.err
+
+
+def test_the_shipped_gitignore_leaves_only_the_lockfile_to_commit(tmp_path: Path, cli: Cli) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    work = tmp_path / "project"
+    shutil.copytree(
+        repo / "campaigns", work / "campaigns", ignore=shutil.ignore_patterns(".faxops", "*.lock.json", "reports")
+    )
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=work, capture_output=True, text=True, check=True).stdout
+
+    git("init", "-q")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "campaigns")
+    manifest = work / "campaigns" / "example.yaml"
+    assert cli("apply", manifest, "--auto-approve").code == 0
+    assert cli("report", manifest).code == 0
+    assert (work / "campaigns" / "reports").is_dir()
+    assert (work / "campaigns" / ".faxops").is_dir()
+    untracked = git("status", "--porcelain", "--untracked-files=all").split("\n")
+    assert [line for line in untracked if line] == ["?? campaigns/example.lock.json"]
