@@ -144,7 +144,11 @@ def build(campaign: Campaign, plan: Plan) -> Report:
     open_records = 0
     seen: set[str] = set()
     # The plan keeps no names for settled recipients (a million of them must stay small): read them again.
-    names = {c.number: c.name for c in campaign.candidates() if isinstance(c, Recipient) and c.name}
+    # A duplicate row is merged into the first one read, which is the one sent: its name wins.
+    names: dict[str, str | None] = {}
+    for candidate in campaign.candidates():
+        if isinstance(candidate, Recipient):
+            names.setdefault(candidate.number, candidate.name)
     for number, record in read_records(campaign.paths):
         item = planned.get(number)
         name = names.get(number)

@@ -254,3 +254,14 @@ def test_the_shipped_gitignore_leaves_only_the_lockfile_to_commit(tmp_path: Path
     assert (work / "campaigns" / ".faxops").is_dir()
     untracked = git("status", "--porcelain", "--untracked-files=all").split("\n")
     assert [line for line in untracked if line] == ["?? campaigns/example.lock.json"]
+
+
+def test_the_report_names_a_merged_duplicate_by_the_row_that_was_sent(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign([("+49 30 12345678", "Kanzlei Berger"), ("+33 1 42 68 53 00", "B"), ("030 12345678", "dup")])
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    rows = {r["number"]: r for r in cli("report", camp.manifest, "--format", "json").json["recipients"]}
+    assert rows["+493012345678"]["name"] == "Kanzlei Berger"
+    assert rows["+493012345678"]["source"].endswith("recipients.csv:2")
+    html = cli("report", camp.manifest, "--format", "html").out
+    assert "Kanzlei Berger" in html
+    assert ">dup<" not in html
