@@ -247,7 +247,7 @@ class _Run:
                 exc.describe(),
             )
         except AuthError as exc:
-            self.stop(f"credentials refused: {exc.describe()}")
+            self.stop(f"the account or configuration was refused: {exc.describe()}")
             return self._answer(numbers, ref, "not_sent", {"reason": exc.describe()}, exc.describe())
         except TransientError as exc:
             with self._lock:

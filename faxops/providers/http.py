@@ -8,7 +8,7 @@ what happened                                          what the engine is told
 connect error/timeout, pool timeout (nothing left)     retried with backoff, then ``TransientError``
 429 (with ``Retry-After`` or ``X-RateLimit-Reset``)    waited for and retried, then ``TransientError``
 503 and the provider's other "not processed" codes     retried with backoff, then ``TransientError``
-401 / 403                                              ``AuthError``: the run stops
+401 / 403, 404 (wrong base_url or account)            ``AuthError``: the run stops
 other 4xx                                              ``RejectedError`` with the provider's code/message
 other 5xx on a call that sends                         ``OutcomeUnknownError``: it may have been accepted
 read timeout, dropped connection, unreadable answer    ``OutcomeUnknownError`` for a call that sends;
@@ -176,6 +176,16 @@ class HttpProvider(Provider):
         kwargs: dict[str, Any] = {"provider": self.name, "code": code, "http_status": status}
         if status in (401, 403):
             return AuthError(message, hint=f"check the {self.name} credentials in the environment", **kwargs), None
+        if status == 404:
+            # The endpoint is not there: a wrong base_url (a missing /v3 or /api/v1) or account. It says
+            # nothing about the fax, so it must stop the run like a refused login, not charge every
+            # recipient an attempt as a "document" failure. (Retarus' "no report yet" 404 is caught there.)
+            path = response.request.url.path
+            return AuthError(
+                f"{path} not found (HTTP 404: {message}); check provider.base_url (with the API's path prefix, "
+                f"as `faxops simulate` prints it) and the {self.name} account",
+                **kwargs,
+            ), None
         if status == 429:
             wait = retry_after(response)
             return TransientError(f"rate limited: {message}", retry_after=wait, **kwargs), wait

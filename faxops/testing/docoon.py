@@ -19,6 +19,7 @@ class DocoonSimulator(Simulator):
     """``POST /FaxJobs``, ``GET /JobSummaries``, ``GET /JobItems`` with HTTP Basic."""
 
     name = "docoon"
+    api_prefix = "/api/v1"
 
     def __init__(
         self,

@@ -20,6 +20,7 @@ class FaxPlusSimulator(Simulator):
     """``/v3/accounts/{user}/files``, ``/outbox``, ``/outbox/{id}``, ``/faxes?category=sent``."""
 
     name = "faxplus"
+    api_prefix = "/v3"
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, *, transmit_seconds: float | None = None, token: str = "secret"

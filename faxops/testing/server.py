@@ -160,6 +160,7 @@ class Simulator:
     """Base of the API simulators; subclasses add their routes in ``routes()``."""
 
     name: ClassVar[str]
+    api_prefix: ClassVar[str] = ""  # the path the real API's base URL ends in, e.g. /v3
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, transmit_seconds: float | None = None) -> None:
         self.lock = threading.RLock()
@@ -186,6 +187,11 @@ class Simulator:
     def url(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
+
+    @property
+    def base_url(self) -> str:
+        """What a manifest's ``provider.base_url`` must say to reach this simulator."""
+        return self.url + self.api_prefix
 
     def start(self) -> Simulator:
         self._thread = threading.Thread(

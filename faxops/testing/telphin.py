@@ -18,6 +18,7 @@ class TelphinSimulator(Simulator):
     """``POST /oauth/token``, ``/extension/{id}/fax/out/[{id}]`` (GET, POST, PUT ?action=)."""
 
     name = "telphin"
+    api_prefix = "/api/ver1.0"
 
     def __init__(
         self,
