@@ -169,7 +169,7 @@ def batches(campaign: Campaign, actions: Sequence[PlannedAction]) -> Iterator[Su
     that what the intent records is true of every recipient in it.
     """
     size = campaign.provider.job_size()
-    wanted = campaign.loaded.model.schedule.batch_size
+    wanted = campaign.loaded.model.schedule.batch_size or campaign.provider.default_batch_size
     if wanted:
         size = min(size, wanted)
     digests = [d.sha256 for d in campaign.documents]

@@ -302,6 +302,16 @@ def _compliance_problems(loaded: LoadedManifest, provider: Provider, documents: 
                             severity="warning",
                         )
                     )
+    batch_size = model.schedule.batch_size
+    if batch_size is not None and batch_size > provider.job_size():
+        problems.append(
+            loaded.problem(
+                ("schedule", "batch_size"),
+                f"{provider.name} takes at most {provider.job_size()} recipient(s) per job: jobs will hold "
+                f"{provider.job_size()}, not {batch_size}",
+                severity="warning",
+            )
+        )
     sender = model.sender
     header = bool(sender.header) and provider.prints_header
     on_page = False

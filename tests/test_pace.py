@@ -107,3 +107,20 @@ def test_apply_wait_backs_off_while_the_provider_takes_nothing(
     assert manual_clock.slept.count(60) == 2
     assert sorted(r["number"] for r in camp.sim.received) == sorted([BUSY, FINE, INVALID])
     assert {r["status"] for r in camp.status(cli).values()} == {"queued"}
+
+
+def test_the_sandbox_honours_batch_size_without_a_setting_of_its_own(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign([(f"+49 30 1234{i:04d}", f"R{i}") for i in range(250)])
+    camp.manifest.write_text(camp.manifest.read_text() + "schedule: {batch_size: 100}\n")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    sizes = sorted(Counter(str(r["job_id"]) for r in camp.sent()).values())
+    assert sizes == [50, 100, 100]
+
+
+def test_plan_says_when_the_provider_caps_the_batch(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign()
+    text = camp.manifest.read_text().replace("  latency: 0s\n", "  latency: 0s\n  max_recipients_per_job: 10\n")
+    camp.manifest.write_text(text + "schedule: {batch_size: 50}\n")
+    plan = cli("plan", camp.manifest)
+    assert plan.code == 0
+    assert "schedule.batch_size: sandbox takes at most 10 recipient(s) per job: jobs will hold 10, not 50" in plan.err

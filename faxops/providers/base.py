@@ -68,6 +68,8 @@ class Provider(ABC):
     settings_model: ClassVar[type[ProviderSettings]]
     #: most recipients one job may carry
     max_recipients_per_job: ClassVar[int] = 1
+    #: recipients per job when ``schedule.batch_size`` is not set (None: as many as ``job_size()``)
+    default_batch_size: ClassVar[int | None] = None
     #: document formats (``faxops.documents`` names) the API accepts
     document_formats: ClassVar[frozenset[str]]
     max_document_bytes: ClassVar[int | None] = None

@@ -56,7 +56,13 @@ class SandboxSettings(ProviderSettings):
         default=".faxops/sandbox",
         description="Where sent.jsonl is written, relative to the manifest.",
     )
-    max_recipients_per_job: int = Field(default=1, ge=1, le=1000)
+    max_recipients_per_job: int = Field(
+        default=1000,
+        ge=1,
+        le=1000,
+        description="The most recipients one job may carry, as an API's limit would (schedule.batch_size picks "
+        "the size within it; without batch_size the sandbox sends one recipient per job).",
+    )
 
 
 class SandboxProvider(Provider):
@@ -70,6 +76,9 @@ class SandboxProvider(Provider):
     personalisation = True
     can_cancel = False
     prints_header = True
+    # One recipient per job unless schedule.batch_size asks for more: each number's outcome (a simulated
+    # timeout in particular) then stays its own, which is what demos and tests of one number expect.
+    default_batch_size = 1
 
     def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
         super().__init__(settings, context)
