@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -102,6 +102,30 @@ Duration = Annotated[
                 {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h|d)\s*$"},
             ],
             "examples": ["30s", "200ms", "48h"],
+        }
+    ),
+]
+
+
+# Times as faxops reads them (pydantic's parsers), described by patterns rather than JSON Schema's
+# ``format: time`` / ``date-time``: those are RFC 3339's, which demand seconds and an offset, so editors
+# flagged the documented ``start: "09:00"`` and an offset-less ``start_at`` as errors.
+_OFFSET = r"(Z|z|[+-]\d{2}(:?\d{2})?)?"
+_CLOCK = r"([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?"
+ClockTime = Annotated[
+    time,
+    WithJsonSchema(
+        {"type": "string", "pattern": f"^{_CLOCK}{_OFFSET}$", "examples": ["09:00", "17:30"]},
+    ),
+]
+LocalDateTime = Annotated[
+    datetime,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": rf"^\d{{4}}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])([Tt ]{_CLOCK}{_OFFSET})?$",
+            "description": "ISO 8601; without an offset it is read in schedule.timezone (else UTC).",
+            "examples": ["2026-12-01T09:00", "2026-12-01T09:00:00+01:00"],
         }
     ),
 ]

@@ -21,7 +21,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from faxops.errors import InputError, Problem
-from faxops.fields import Duration, SecretRef, StrictModel
+from faxops.fields import ClockTime, Duration, LocalDateTime, SecretRef, StrictModel
 from faxops.providers import REGISTRY
 from faxops.providers.sandbox import SandboxSettings
 
@@ -180,8 +180,8 @@ class SendWindow(StrictModel):
     """Days and hours (in the recipient's local time) when sending is allowed."""
 
     days: list[_DAY] = Field(default_factory=lambda: ["mon", "tue", "wed", "thu", "fri"])  # type: ignore[arg-type]
-    start: time = time(9, 0)
-    end: time = time(17, 0)
+    start: ClockTime = time(9, 0)
+    end: ClockTime = time(17, 0)
 
     @model_validator(mode="after")
     def _order(self) -> SendWindow:
@@ -198,8 +198,8 @@ class Rate(StrictModel):
 class ScheduleSpec(StrictModel):
     """When and how fast to send."""
 
-    start_at: datetime | None = None
-    expire_at: datetime | Duration | None = Field(
+    start_at: LocalDateTime | None = None
+    expire_at: LocalDateTime | Duration | None = Field(
         default=None, description="A time, or a duration after start_at such as 48h."
     )
     timezone: str | None = Field(default=None, description="Fix one IANA time zone instead of the recipient's.")
