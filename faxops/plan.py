@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -385,3 +385,8 @@ def plan_json(plan: Plan, *, extra: Mapping[str, Any] | None = None) -> dict[str
         doc.update(extra)
     doc["actions"] = [a.to_json() for action in Action for a in plan.groups[action]]
     return doc
+
+
+def price_per_page(per_page: Mapping[str, float]) -> Callable[[str], float]:
+    """The ``budget.per_page`` price of one page to a number (by its region), as plans estimate it."""
+    return _Prices(per_page, 1).of

@@ -15,10 +15,10 @@ JSON shape (``format_version`` 1)::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import hmac
-import html
 import io
 import smtplib
 import ssl
@@ -26,7 +26,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -39,14 +38,13 @@ from faxops.campaign import Campaign
 from faxops.domain import Recipient, Status
 from faxops.fields import resolve_secret
 from faxops.manifest import EmailReport, FileReport, WebhookReport
-from faxops.plan import Action, Plan, PlannedAction
+from faxops.plan import Action, Plan, PlannedAction, price_per_page
 from faxops.state import read_records
 from faxops.state.files import atomic_write
 from faxops.state.journal import iso
 from faxops.state.records import Record, counted_attempts
 
 REPORT_FORMAT_VERSION = 1
-HTML_ROW_LIMIT = 20_000
 _FINAL = {s.value for s in Status if s.final}
 CSV_COLUMNS = (
     "number",
@@ -65,6 +63,22 @@ CSV_COLUMNS = (
 
 
 @dataclass
+class ReportContext:
+    """The campaign around the numbers: who, what was sent, what it cost, what happens next."""
+
+    description: str | None = None
+    owner: str | None = None
+    timezone: str | None = None  # the campaign's (schedule.timezone); times are shown in it
+    documents: list[tuple[str, str, int | None]] = field(default_factory=list)  # name, format, pages
+    pages_per_fax: int = 0
+    currency: str | None = None
+    cost_spent: float = 0.0  # estimated from budget.per_page for the pages delivered
+    cost_to_come: float = 0.0  # estimated for every recipient still to send
+    cost_reported: float | None = None  # the provider's own figures, where it reports them
+    retry_at: dict[str, str] = field(default_factory=dict)  # failed number -> when it is retried ("" = next run)
+
+
+@dataclass
 class Report:
     campaign: str
     provider: str
@@ -76,6 +90,8 @@ class Report:
     attempts: int = 0
     pages: int = 0
     final: bool = False  # nothing left to send, retry, wait for or reconcile
+    # What the HTML report tells an operations manager besides the rows (not part of JSON/CSV).
+    context: ReportContext = field(default_factory=ReportContext)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -134,6 +150,20 @@ def _row(number: str, record: Record, source: str | None, name: str | None) -> d
 def build(campaign: Campaign, plan: Plan) -> Report:
     """The report of ``campaign``: every recipient of the plan, with its record where there is one."""
     report = Report(campaign.name, campaign.provider.name, iso(clock.now()))
+    model = campaign.loaded.model
+    context = report.context
+    context.description, context.owner = model.campaign.description, model.campaign.owner
+    context.timezone = model.schedule.timezone
+    context.documents = [(d.name, d.format, d.pages) for d in campaign.documents]
+    context.pages_per_fax = campaign.pages_per_fax
+    context.currency = plan.currency
+    context.cost_to_come = plan.cost_all
+    price = price_per_page(model.budget.per_page) if model.budget.per_page else None
+    for planned_action in plan.groups[Action.RETRY]:
+        context.retry_at[planned_action.number] = ""
+    for planned_action in plan.groups[Action.DEFER]:
+        if planned_action.status == "failed" and planned_action.due is not None:
+            context.retry_at[planned_action.number] = iso(planned_action.due)
     planned: dict[str, PlannedAction] = {}
     for action in Action:
         for planned_action in plan.groups[action]:
@@ -157,6 +187,13 @@ def build(campaign: Campaign, plan: Plan) -> Report:
             row["reason"] = item.reason  # suppression is the reason it will not be sent again
         seen.add(number)
         _account(report, row, record)
+        if row["status"] == "delivered" and price is not None:
+            context.cost_spent += price(number) * int(row["pages"] or context.pages_per_fax)
+        for attempt in record.get("attempts") or []:
+            if attempt.get("cost") is not None:
+                # a provider's cost we cannot read is left out, never guessed
+                with contextlib.suppress(TypeError, ValueError):
+                    context.cost_reported = (context.cost_reported or 0.0) + float(attempt["cost"])
         open_records += row["status"] not in _FINAL
     for number, todo in planned.items():
         if number in seen:
@@ -233,132 +270,11 @@ def render_json(report: Report, *, mask: bool = False) -> bytes:
     return orjson.dumps(report.to_json(mask=mask), option=orjson.OPT_INDENT_2)
 
 
-_COLOURS = {
-    "delivered": "#2e7d32",
-    "failed": "#c62828",
-    "queued": "#1565c0",
-    "sending": "#1565c0",
-    "pending": "#6a1b9a",
-    "canceled": "#ef6c00",
-    "expired": "#ef6c00",
-    "deferred": "#5c6bc0",
-    "not_sent": "#757575",
-    "skip": "#757575",
-}
-
-
-def _chart(per_hour: Counter[str]) -> str:
-    """Deliveries per hour (bars) and in total (line), as an inline SVG: no script, no external file."""
-    if not per_hour:
-        return '<p class="muted">No deliveries recorded yet.</p>'
-    hours = sorted(per_hour)
-    total, cumulative = 0, []
-    for hour in hours:
-        total += per_hour[hour]
-        cumulative.append(total)
-    width, height, pad = 900, 240, 44
-    inner_w, inner_h = width - 2 * pad, height - 2 * pad
-    stamps = [datetime.fromisoformat(h.replace("Z", "+00:00")).timestamp() for h in hours]
-    span = (stamps[-1] - stamps[0]) or 1.0
-    slot = max(8.0, min(36.0, inner_w / max(1, len(hours)) * 0.7))
-    peak = max(per_hour.values())
-    parts = [
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#999"/>',
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#999"/>',
-    ]
-    points = []
-    for i, hour in enumerate(hours):
-        # placed by time, so that quiet hours (closed windows, nights) show as gaps
-        x = pad + slot / 2 + (inner_w - slot) * ((stamps[i] - stamps[0]) / span if len(hours) > 1 else 0.5)
-        bar = per_hour[hour] / peak * inner_h * 0.6
-        parts.append(
-            f'<rect x="{x - slot / 2:.1f}" y="{height - pad - bar:.1f}" width="{slot:.1f}" '
-            f'height="{bar:.1f}" fill="#a5d6a7"><title>{html.escape(hour)}: {per_hour[hour]} delivered</title></rect>'
-        )
-        points.append((x, height - pad - cumulative[i] / total * inner_h))
-    if len(points) > 1:
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-        parts.append(f'<polyline points="{path}" fill="none" stroke="#2e7d32" stroke-width="2.5"/>')
-    parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="#2e7d32"/>' for x, y in points)
-
-    def label(hour: str) -> str:
-        return html.escape(hour.replace("T", " ").removesuffix("Z") + " UTC")
-
-    parts.append(f'<text x="{pad}" y="{height - 16}" font-size="12">{label(hours[0])}</text>')
-    if len(hours) > 1:
-        parts.append(
-            f'<text x="{width - pad}" y="{height - 16}" font-size="12" text-anchor="end">{label(hours[-1])}</text>'
-        )
-    parts.append(
-        f'<text x="{pad + 6}" y="{pad - 12}" font-size="13">{total} delivered in all (line), per hour (bars)</text>'
-    )
-    return (
-        f'<svg role="img" aria-label="Deliveries over time" viewBox="0 0 {width} {height}" '
-        f'style="max-width:{width}px;width:100%">{"".join(parts)}</svg>'
-    )
-
-
 def render_html(report: Report, *, mask: bool = False) -> str:
-    esc = html.escape
-    total = max(1, len(report.rows))
-    cards = "".join(
-        f'<div class="card"><div class="n" style="color:{_COLOURS.get(s, "#333")}">{n}</div>'
-        f'<div>{esc(s.replace("_", " "))}</div><div class="muted">{n * 100 / total:.1f}%</div></div>'
-        for s, n in sorted(report.by_status.items(), key=lambda kv: -kv[1])
-    )
-    failures = (
-        "".join(
-            f'<tr><td>{esc(f.replace("_", " "))}</td><td class="r">{n}</td><td><div class="bar" '
-            f'style="width:{n * 100 / max(report.by_failure.values()):.0f}%"></div></td></tr>'
-            for f, n in report.by_failure.most_common()
-        )
-        or '<tr><td colspan="3" class="muted">No failures.</td></tr>'
-    )
-    rows = []
-    for row in report.rows[:HTML_ROW_LIMIT]:
-        shown = masked(row) if mask else row
-        colour = _COLOURS.get(str(shown["status"]), "#333")
-        rows.append(
-            "<tr>"
-            f'<td class="id">{esc(str(shown["number"]))}</td><td>{esc(shown["name"] or "")}</td>'
-            f'<td style="color:{colour}">{esc(str(shown["status"]))}</td><td>{esc(shown["failure"] or "")}</td>'
-            f"<td>{esc(shown['provider_status'] or '')}</td><td>{esc(shown['reason'] or '')}</td>"
-            f'<td class="r">{shown["attempts"]}</td><td class="id">{"<br>".join(esc(j) for j in shown["job_ids"])}</td>'
-            f'<td class="id">{esc(shown["updated"] or "")}</td></tr>'
-        )
-    more = (
-        f'<p class="muted">The first {HTML_ROW_LIMIT:,} of {len(report.rows):,} recipients; the CSV and JSON '
-        "reports hold all.</p>"
-        if len(report.rows) > HTML_ROW_LIMIT
-        else ""
-    )
-    state = "complete" if report.final else "in progress"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Fax campaign {esc(report.campaign)}: report</title>
-<style>
-body{{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;
-color:#222;padding:0 1rem}}
-h1{{font-size:1.6rem;margin-bottom:.2rem}} h2{{font-size:1.15rem;margin-top:2rem}}
-.muted{{color:#777}} .cards{{display:flex;flex-wrap:wrap;gap:.8rem}}
-.card{{border:1px solid #ddd;border-radius:8px;padding:.7rem 1rem;min-width:110px}}
-.card .n{{font-size:1.7rem;font-weight:600}}
-table{{border-collapse:collapse;width:100%}} td,th{{padding:.3rem .5rem;border-bottom:1px solid #eee;text-align:left}}
-th{{background:#fafafa}} .r{{text-align:right}} .bar{{background:#ef9a9a;height:12px;border-radius:3px}}
-td.id{{white-space:nowrap;font-family:monospace;font-size:12px}}
-</style></head><body>
-<h1>Fax campaign <code>{esc(report.campaign)}</code></h1>
-<p class="muted">Provider {esc(report.provider)} · {len(report.rows):,} recipients · {report.attempts:,} attempts ·
-{report.pages:,} pages delivered · campaign {state} · generated {esc(report.generated_at)} by faxops {__version__}</p>
-<div class="cards">{cards}</div>
-<h2>Deliveries over time (per hour, cumulative)</h2>{_chart(report.delivered_per_hour)}
-<h2>Failures by class</h2><table><tr><th>class</th><th class="r">recipients</th><th></th></tr>{failures}</table>
-<h2>Recipients</h2>{more}
-<table><tr><th>number</th><th>name</th><th>status</th><th>failure</th><th>provider status</th><th>reason</th>
-<th class="r">attempts</th><th>job IDs</th><th>updated</th></tr>
-{"".join(rows)}</table>
-</body></html>
-"""
+    """The HTML report: one self-contained page (see ``faxops.report_html``)."""
+    from faxops.report_html import render
+
+    return render(report, mask=mask)
 
 
 # --- delivery -----------------------------------------------------------------------------------------
