@@ -373,21 +373,19 @@ class Output:
             return
         out.print()
         detail = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-        for column in ("number", "status", "failure", "attempts", "job", "provider status", "updated"):
-            detail.add_column(column, no_wrap=True)
-        detail.add_column("reason", overflow="ellipsis", no_wrap=True, max_width=60)
+        # As in plan tables: only the number is never cut; the other columns narrow with an ellipsis.
+        detail.add_column("number", no_wrap=True)
+        for column in ("status", "failure", "attempts", "job", "provider status", "updated"):
+            detail.add_column(column)
+        detail.add_column("reason", max_width=60)
         for row in rows:
-            style = _STATUS_STYLE.get(row["status"], "")
-            detail.add_row(
-                escape(row["number"]),
-                f"[{style}]{row['status']}[/]",
-                escape(row.get("failure") or ""),
-                str(row["attempts"]),
-                escape(row.get("job_id") or ""),
-                escape(row.get("raw_status") or ""),
-                escape(row.get("updated_at") or ""),
-                escape(row.get("reason") or ""),
-            )
+            cells = [
+                row.get(k) or ""
+                for k in ("status", "failure", "attempts", "job_id", "raw_status", "updated_at", "reason")
+            ]
+            texts = [Text(str(c), no_wrap=True, overflow="ellipsis") for c in cells]
+            texts[0].stylize(_STATUS_STYLE.get(row["status"], ""))
+            detail.add_row(escape(row["number"]), *texts)
         out.print(detail)
         if not details and total > len(rows):
             out.print(f"[dim]… {total - len(rows)} more (--details lists all)[/]")

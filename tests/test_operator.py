@@ -99,6 +99,9 @@ def test_numbers_in_plan_tables_are_never_cut(make_campaign: Make, cli: Cli, mon
         assert "+33142685300" in result.out
         assert "+493012345678" in result.out
         assert "…" in result.out or "..." in result.out  # the reason was cut instead
+        status = cli("status", camp.manifest, "--details", "--no-color")
+        assert "+493012345678" in status.out
+        assert "+33142685300" in status.out
     # piped through a real process (200-column pipe width), the long reason still never cuts the number
     piped = subprocess.run(
         [sys.executable, "-m", "faxops", "plan", str(camp.manifest)], capture_output=True, text=True, check=False
