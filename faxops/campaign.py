@@ -20,7 +20,7 @@ from faxops import clock
 from faxops.documents import DocumentError, first_page_text, load_document
 from faxops.domain import Document, Invalid, Recipient, Sender
 from faxops.errors import InputError, Problem
-from faxops.fields import secret_problem
+from faxops.fields import resolve_secret, secret_problem
 from faxops.manifest import LoadedManifest, iter_paths, load_manifest
 from faxops.plan import Plan, Rules, make_plan
 from faxops.providers import REGISTRY, Provider, ProviderContext
@@ -157,8 +157,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+#: secret references that name an account rather than prove it (see ``faxops.secrets``)
+_IDENTIFIERS = frozenset({"username", "client_id"})
+
+
 def _secret_problems(loaded: LoadedManifest, model: BaseModel, loc: tuple[str | int, ...]) -> list[Problem]:
-    """Every ``${env:...}``/``${file:...}`` reference in ``model`` that cannot be resolved."""
+    """Every ``${env:...}``/``${file:...}`` reference in ``model`` that cannot be resolved.
+
+    Those that can are resolved once here, so that every command that opens the campaign knows every
+    secret and scrubs it from what it prints and writes, even one that never sends a credential."""
     problems = []
     for name in type(model).model_fields:
         value = getattr(model, name)
@@ -172,6 +179,8 @@ def _secret_problems(loaded: LoadedManifest, model: BaseModel, loc: tuple[str | 
                 why = secret_problem(item, loaded.base_dir)
                 if why is not None:
                     problems.append(loaded.problem(sub_loc, why))
+                else:
+                    resolve_secret(item, loaded.base_dir, identifier=name in _IDENTIFIERS)
     return problems
 
 

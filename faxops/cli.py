@@ -20,12 +20,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO, cast
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from faxops import __version__
+from faxops import __version__, secrets
 from faxops.errors import (
     ApprovalError,
     FaxopsError,
@@ -251,6 +251,18 @@ def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # Everything printed, by rich or written directly, passes the secret scrubber on its way out.
+    secrets.clear()
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout = cast(TextIO, secrets.ScrubbedStream(stdout))
+    sys.stderr = cast(TextIO, secrets.ScrubbedStream(stderr))
+    try:
+        return _run(args)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _run(args: argparse.Namespace) -> int:
     from faxops.output import Output
 
     output = Output(color=not getattr(args, "no_color", False), json_mode=getattr(args, "json", False))
@@ -279,7 +291,7 @@ def _debug_log(exc: BaseException) -> Path:
         directory = Path(tempfile.gettempdir())
     path = directory / "debug.log"
     with path.open("a", encoding="utf-8") as fh:
-        fh.write("".join(traceback.format_exception(exc)))
+        fh.write(secrets.scrub("".join(traceback.format_exception(exc))))
     return path
 
 

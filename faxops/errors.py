@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from faxops import secrets
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -56,9 +58,11 @@ class FaxopsError(Exception):
     """Root of every error faxops reports to a user."""
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
+        # Messages often quote a provider's answer, which may echo our credentials.
+        message = secrets.scrub(message)
         super().__init__(message)
         self.message = message
-        self.hint = hint
+        self.hint = secrets.scrub(hint) if hint else hint
 
 
 class InputError(FaxopsError):
@@ -115,7 +119,7 @@ class ProviderError(FaxopsError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.provider = provider
-        self.code = code
+        self.code = secrets.scrub(code) if code else code
         self.http_status = http_status
 
     def describe(self) -> str:

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from faxops import secrets
+
 _SECRET_RE = re.compile(r"^\$\{(env|file):([^}]+)\}$")
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -62,8 +64,11 @@ def secret_problem(ref: str, base_dir: Path) -> str | None:
     return None
 
 
-def resolve_secret(ref: str, base_dir: Path) -> str:
-    """The secret a reference points at. Callers must keep it out of every output."""
+def resolve_secret(ref: str, base_dir: Path, *, identifier: bool = False) -> str:
+    """The secret a reference points at, registered with ``faxops.secrets`` so that no output shows it.
+
+    ``identifier`` marks a user name or client id: resolved the same way, but not a secret on its own
+    (see ``faxops.secrets`` for why it is not scrubbed)."""
     problem = secret_problem(ref, base_dir)
     if problem is not None:
         from faxops.errors import InputError
@@ -72,9 +77,11 @@ def resolve_secret(ref: str, base_dir: Path) -> str:
     match = _SECRET_RE.match(ref)
     assert match is not None
     kind, name = match.groups()
-    if kind == "env":
-        return os.environ[name]
-    return (base_dir / name).expanduser().read_text(encoding="utf-8").strip()
+    path = (base_dir / name).expanduser()
+    value = os.environ[name] if kind == "env" else path.read_text(encoding="utf-8").strip()
+    if not identifier:
+        secrets.register(value)
+    return value
 
 
 def parse_duration(value: Any) -> Any:

@@ -33,7 +33,7 @@ from typing import Any
 import httpx
 import orjson
 
-from faxops import __version__, clock
+from faxops import __version__, clock, secrets
 from faxops.campaign import Campaign
 from faxops.domain import Recipient, Status
 from faxops.fields import resolve_secret
@@ -356,7 +356,7 @@ def write_file(campaign: Campaign, report: Report, target: FileReport) -> str:
         data = render_csv(report, mask=target.mask_numbers).encode()
     else:
         data = render_html(report, mask=target.mask_numbers).encode()
-    atomic_write(path, [data], mode=0o600)
+    atomic_write(path, [secrets.scrub_bytes(data)], mode=0o600)
     return f"wrote {path}"
 
 
@@ -365,14 +365,17 @@ def signature(secret: str, body: bytes) -> str:
 
 
 def post_webhook(campaign: Campaign, report: Report, target: WebhookReport) -> str:
-    body = orjson.dumps(report.to_json(mask=target.mask_numbers, recipients=target.include_recipients))
+    secrets.register_url(target.url)
+    key = resolve_secret(target.secret, campaign.loaded.base_dir) if target.secret else None
+    doc = report.to_json(mask=target.mask_numbers, recipients=target.include_recipients)
+    body = secrets.scrub_bytes(orjson.dumps(doc))
     headers = {
         "Content-Type": "application/json",
         "User-Agent": f"faxops/{__version__}",
         "X-Faxops-Campaign": campaign.name,
     }
-    if target.secret:
-        headers["X-Faxops-Signature"] = signature(resolve_secret(target.secret, campaign.loaded.base_dir), body)
+    if key:
+        headers["X-Faxops-Signature"] = signature(key, body)
     last = ""
     for attempt in range(target.retries + 1):
         if attempt:
@@ -392,6 +395,10 @@ def post_webhook(campaign: Campaign, report: Report, target: WebhookReport) -> s
 
 def send_email(campaign: Campaign, report: Report, target: EmailReport) -> str:
     smtp = target.smtp
+    base = campaign.loaded.base_dir
+    login = None
+    if smtp.username and smtp.password:  # resolved first: the body is scrubbed of the password too
+        login = (resolve_secret(smtp.username, base, identifier=True), resolve_secret(smtp.password, base))
     s = report.summary()
     message = EmailMessage()
     message["From"] = target.sender
@@ -410,19 +417,18 @@ def send_email(campaign: Campaign, report: Report, target: EmailReport) -> str:
         f"Attempts: {s['attempts']} · pages delivered: {s['pages']}",
         f"Generated {report.generated_at} by faxops {__version__}. Per-recipient results are attached (CSV).",
     ]
-    message.set_content("\n".join(lines))
+    message.set_content(secrets.scrub("\n".join(lines)))
     message.add_attachment(
-        render_csv(report, mask=target.mask_numbers).encode(),
+        secrets.scrub(render_csv(report, mask=target.mask_numbers)).encode(),
         maintype="text",
         subtype="csv",
         filename=f"{campaign.name}-report.csv",
     )
-    base = campaign.loaded.base_dir
     with smtplib.SMTP(smtp.host, smtp.port, timeout=30) as client:
         if smtp.starttls:
             cafile = str(campaign.loaded.resolve(smtp.ca_file)) if smtp.ca_file else None
             client.starttls(context=ssl.create_default_context(cafile=cafile))
-        if smtp.username and smtp.password:
-            client.login(resolve_secret(smtp.username, base), resolve_secret(smtp.password, base))
+        if login:
+            client.login(*login)
         client.send_message(message)
     return f"mailed {', '.join(target.to)} via {smtp.host}:{smtp.port}"

@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import Field
 
-from faxops import __version__
+from faxops import __version__, secrets
 from faxops.errors import (
     AuthError,
     OutcomeUnknownError,
@@ -89,6 +89,7 @@ class HttpProvider(Provider):
         self.http_settings = settings
         self.sleep: Callable[[float], None] = time.sleep  # tests replace it: no real waiting
         self._basic: httpx.BasicAuth | None = None
+        secrets.register_url(settings.base_url)
         self.client = httpx.Client(
             base_url=settings.base_url.rstrip("/"),
             timeout=settings.timeout.total_seconds(),
@@ -101,7 +102,9 @@ class HttpProvider(Provider):
         """HTTP Basic credentials from two secret references, resolved once."""
         if self._basic is None:
             base = self.context.base_dir
-            self._basic = httpx.BasicAuth(resolve_secret(username, base), resolve_secret(password, base))
+            user, secret = resolve_secret(username, base, identifier=True), resolve_secret(password, base)
+            secrets.register_basic(user, secret)
+            self._basic = httpx.BasicAuth(user, secret)
         return self._basic
 
     def auth_headers(self) -> Mapping[str, str]:
@@ -143,6 +146,7 @@ class HttpProvider(Provider):
             attempt += 1
             try:
                 headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
+                secrets.register_authorization(headers.get("Authorization"))  # tokens fetched at run time too
                 response = self.client.request(method, url, headers=headers, **kwargs)
             except _BEFORE_SEND as exc:
                 failure: ProviderError = TransientError(

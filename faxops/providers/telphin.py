@@ -125,7 +125,7 @@ class TelphinProvider(HttpProvider):
                 self._token_url(),
                 data={
                     "grant_type": "client_credentials",
-                    "client_id": resolve_secret(self.telphin.client_id, base),
+                    "client_id": resolve_secret(self.telphin.client_id, base, identifier=True),
                     "client_secret": resolve_secret(self.telphin.client_secret, base),
                 },
             )

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from faxops import secrets
 from faxops.errors import StateError
 from faxops.state.files import fsync_dir
 from faxops.state.journal import Journal, JournalIndex
@@ -227,7 +228,7 @@ class StateWriter:
             return self._journal
 
     def record(self, event: Event) -> int:
-        return self.journal.append(event)
+        return self.journal.append(secrets.scrub_event(event))
 
     def state(self, detail: Collection[str] = ()) -> RecordedState:
         return load_state(self.paths, detail)

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from faxops import secrets
 from faxops.errors import JournalWriteError, StateError
 from faxops.state.files import fsync_dir
 from faxops.state.records import Event, event_numbers
@@ -208,7 +209,7 @@ def rescue(campaign: str, events: list[dict[str, Any]]) -> Path | None:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"faxops-rescue-{campaign}-{stamp}-{os.getpid()}.jsonl"
     candidates = [Path.home() / ".faxops" / "rescue", Path(tempfile.gettempdir())]
-    data = b"".join(orjson.dumps(e) + b"\n" for e in events)
+    data = b"".join(orjson.dumps(secrets.scrub_event(e)) + b"\n" for e in events)
     for directory in candidates:
         try:
             directory.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,9 @@ passes, and injects faults on request. It is driven from Python (tests) or over 
 * ``POST /_sim/faults`` ``{"kind": ..., "path": regex, "method": "POST", "status": 500, "times": 1,
   "delay": 0.2, "headers": {...}}`` with kind one of ``latency``, ``status`` (answer without processing),
   ``drop_before`` (close without processing), ``drop_after`` (process, then close without answering),
-  ``error_after`` (process, then answer 500), ``malformed`` (process, then answer garbage);
+  ``error_after`` (process, then answer 500), ``malformed`` (process, then answer garbage),
+  ``echo_auth`` (answer ``status`` with an error message quoting the request's credentials: its
+  ``Authorization`` header, the Basic pair decoded, and a form body's ``client_secret``, as some APIs do);
 * ``POST /_sim/outcomes`` ``{"+4930...": "busy"}``: how a number's fax ends (default delivered);
 * ``POST /_sim/reject`` ``{"+4930...": "reason"}``: numbers refused at submission;
 * ``POST /_sim/advance`` ``{"seconds": 60}``: move the simulated clock;
@@ -31,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-FAULT_KINDS = ("latency", "status", "drop_before", "drop_after", "error_after", "malformed")
+FAULT_KINDS = ("latency", "status", "drop_before", "drop_after", "error_after", "malformed", "echo_auth")
 #: a fax's life in a simulator: seconds after acceptance at which it moves on
 QUEUED_FOR = 5.0
 SENDING_FOR = 30.0
@@ -331,6 +333,18 @@ class Simulator:
         return self.error(404, "not_found", f"no route for {request.method} {request.path}")
 
 
+def _echo_credentials(request: Request) -> str:
+    """An error message that repeats the caller's credentials back (the fault faxops must never pass on)."""
+    auth = str(request.headers.get("Authorization", ""))
+    parts = [f"request refused; Authorization: {auth!r}"]
+    basic = Simulator.basic_credentials(request)
+    if basic is not None:
+        parts.append(f"user {basic[0]!r} password {basic[1]!r}")
+    if "client_secret" in (form := parse_qs(request.body.decode("utf-8", "replace"))):
+        parts.append(f"client_secret {form['client_secret'][0]!r}")
+    return "; ".join(parts)
+
+
 def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -358,6 +372,9 @@ def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
                 response = sim.error(fault.status, f"simulated_{fault.status}", "simulated failure")
                 response.headers.update(fault.headers)
                 self._send(response)
+                return
+            if fault is not None and fault.kind == "echo_auth":
+                self._send(sim.error(fault.status, "echo", _echo_credentials(request)))
                 return
             if fault is not None and fault.kind == "drop_before":
                 self.close_connection = True
