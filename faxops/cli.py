@@ -913,9 +913,10 @@ def cmd_report(args: argparse.Namespace, output: Any) -> int:
 
 def cmd_webhook(args: argparse.Namespace, output: Any) -> int:
     from faxops.manifest import load_manifest
+    from faxops.receiver import Receiver, credentials_for
     from faxops.state import StatePaths
-    from faxops.webhook import Receiver, credentials_for
 
+    _log_to_stderr("faxops.webhook", "uvicorn.error")
     loaded = load_manifest(args.manifest)
     credentials = credentials_for(loaded)
     receiver = Receiver(
@@ -967,6 +968,20 @@ def cmd_simulate(args: argparse.Namespace, output: Any) -> int:
     output.line("see campaigns/ for an example per provider. Control it under /_sim/ (faults, outcomes, advance).")
     _serve_until_interrupted(output, sim.stop)
     return EXIT_OK
+
+
+def _log_to_stderr(*names: str) -> None:
+    """One line per event on stderr (scrubbed like all output), for a server that runs unattended."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.handlers = [handler]
+        logger.propagate = False
+        # uvicorn's own INFO lines (startup banners) repeat what the command prints; its warnings matter.
+        logger.setLevel(logging.INFO if name.startswith("faxops") else logging.WARNING)
 
 
 def _serve_until_interrupted(output: Any, stop: Any) -> None:

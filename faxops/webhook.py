@@ -1,4 +1,5 @@
-"""Status pushes: `faxops webhook serve` receives them, an inbox keeps them, and the state takes them in.
+"""Status pushes: `faxops webhook serve` receives them (``faxops.receiver``), an inbox keeps them, and the
+state takes them in.
 
 The receiver must answer fast and must not lose what it accepted, yet it must not hold the state lock
 (``apply`` and ``refresh`` need it while it runs). So each accepted push is appended to an inbox file
@@ -16,18 +17,14 @@ a job report with one entry per recipient), and a generic JSON form::
 
 from __future__ import annotations
 
-import base64
 import fcntl
-import hmac
 import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import orjson
 from defusedxml import ElementTree
@@ -36,13 +33,11 @@ from defusedxml.common import DefusedXmlException
 from faxops import clock
 from faxops.apply import updates_json
 from faxops.domain import Status, StatusUpdate
-from faxops.errors import FaxopsError, InputError, StateLockedError
 from faxops.providers.faxplus import map_fax_status
 from faxops.providers.retarus import updates_from_report
 from faxops.state import StatePaths, StateWriter, read_records
 from faxops.state.journal import iso, parse_iso
 
-MAX_BODY = 1 << 20
 _KEEP_UNMATCHED = timedelta(days=7)
 
 
@@ -292,165 +287,3 @@ def _match(paths: StatePaths, items: list[dict[str, Any]]) -> tuple[list[dict[st
         event = {k: v for k, v in item.items() if k not in ("source", "ids", "received")}
         taken.append({"t": "status", "ref": ref, **event, "at": item.get("at") or item.get("received")})
     return taken, keep
-
-
-# --- the receiver -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    secret: str
-
-    def allows(self, headers: Any, query: dict[str, list[str]]) -> bool:
-        auth = str(headers.get("Authorization") or "")
-        offered: list[tuple[str | None, str]] = []
-        if auth.startswith("Basic "):
-            try:
-                name, _, password = base64.b64decode(auth[6:]).decode().partition(":")
-                offered.append((name, password))
-            except (ValueError, UnicodeDecodeError):
-                return False
-        elif auth.startswith("Bearer "):
-            offered.append((None, auth[7:].strip()))
-        for token in query.get("token", []):
-            offered.append((None, token))
-        for user, offered_secret in offered:
-            same_secret = hmac.compare_digest(offered_secret.encode(), self.secret.encode())
-            same_user = user is None or hmac.compare_digest(user.encode(), self.username.encode())
-            if same_secret and same_user:
-                return True
-        return False
-
-
-class Receiver:
-    """`faxops webhook serve`: an HTTP endpoint per push format, writing to the inbox."""
-
-    def __init__(
-        self,
-        paths: StatePaths,
-        campaign: str,
-        credentials: Credentials,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        ingest_every: float = 5.0,
-    ) -> None:
-        self.paths = paths
-        self.campaign = campaign
-        self.credentials = credentials
-        self.inbox = Inbox(inbox_path(paths))
-        self.accepted = 0
-        self.rejected = 0
-        self.ingested = 0
-        self.ingest_every = ingest_every
-        self._stop = threading.Event()
-        self._server = ThreadingHTTPServer((host, port), _handler(self))
-        self._server.daemon_threads = True
-        self._threads: list[threading.Thread] = []
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> Receiver:
-        serve = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        ingest_loop = threading.Thread(target=self._ingest_loop, daemon=True)
-        self._threads = [serve, ingest_loop]
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-        for thread in self._threads[1:]:
-            thread.join(timeout=10)
-        self.ingest_now()
-
-    def ingest_now(self) -> int:
-        """Take the inbox into the state if nobody else holds the state lock."""
-        try:
-            writer = StateWriter(self.paths, self.campaign, operation="webhook ingest")
-        except StateLockedError:
-            return 0  # apply/refresh holds it and will take the inbox in itself
-        except FaxopsError:
-            return 0
-        try:
-            count = ingest(self.paths, writer)
-        finally:
-            writer.close()
-        self.ingested += count
-        return count
-
-    def _ingest_loop(self) -> None:
-        while not self._stop.wait(self.ingest_every):
-            inbox = inbox_path(self.paths)
-            if inbox.exists() and inbox.stat().st_size:
-                self.ingest_now()
-
-    def handle(self, method: str, target: str, headers: Any, body: bytes) -> tuple[int, dict[str, Any]]:
-        url = urlsplit(target)
-        source = url.path.strip("/").split("/")[-1] or "generic"
-        if method != "POST":
-            return 405, {"error": "POST a status push to /faxplus, /retarus or /generic"}
-        if source not in PARSERS:
-            return 404, {"error": f"unknown push path /{source}: use /faxplus, /retarus or /generic"}
-        if not self.credentials.allows(headers, parse_qs(url.query)):
-            self.rejected += 1
-            return 401, {"error": "authentication required"}
-        try:
-            pushes = parse(source, body, str(headers.get("Content-Type") or ""))
-        except BadPush as exc:
-            self.rejected += 1
-            return 400, {"error": str(exc)}
-        self.inbox.append(pushes)
-        self.accepted += len(pushes)
-        return 200, {"accepted": len(pushes)}
-
-
-def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "faxops-webhook"
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._answer(413, {"error": "body too large"})
-                return
-            body = self.rfile.read(length) if length else b""
-            try:
-                code, doc = receiver.handle(self.command, self.path, self.headers, body)
-            except OSError as exc:  # the inbox cannot be written: the provider must try again
-                code, doc = 503, {"error": f"cannot record the push: {exc.strerror}"}
-            self._answer(code, doc)
-
-        def _answer(self, code: int, doc: dict[str, Any]) -> None:
-            data = orjson.dumps(doc)
-            self.send_response(code)
-            if code == 401:
-                self.send_header("WWW-Authenticate", 'Basic realm="faxops"')
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_POST = do_GET = do_PUT = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # request lines carry tokens in query strings; never log them
-
-    return Handler
-
-
-def credentials_for(loaded: Any) -> Credentials:
-    from faxops.fields import resolve_secret
-
-    push = loaded.model.status_push
-    if push is None:
-        raise InputError(
-            f"{loaded.path}: no status_push section",
-            [loaded.problem((), "add `status_push: {secret: ${env:FAXOPS_PUSH_SECRET}}` to accept pushes")],
-        )
-    return Credentials(push.username, resolve_secret(push.secret, loaded.base_dir))

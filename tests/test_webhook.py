@@ -9,8 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
+from faxops.receiver import Credentials, Receiver
 from faxops.state import StatePaths
-from faxops.webhook import Credentials, Receiver, inbox_path
+from faxops.webhook import inbox_path
 from tests.campaigns import BUSY, DONE, FINE, INVALID, HttpCampaign
 from tests.conftest import Result
 
