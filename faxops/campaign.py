@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from faxops import clock
+from faxops import clock, secrets
 from faxops.documents import DocumentError, first_page_text, load_document
 from faxops.domain import Document, Invalid, Recipient, Sender
 from faxops.errors import InputError, Problem
@@ -179,8 +179,11 @@ def _secret_problems(loaded: LoadedManifest, model: BaseModel, loc: tuple[str | 
                 why = secret_problem(item, loaded.base_dir)
                 if why is not None:
                     problems.append(loaded.problem(sub_loc, why))
-                else:
-                    resolve_secret(item, loaded.base_dir, identifier=name in _IDENTIFIERS)
+                elif name in _IDENTIFIERS:
+                    resolve_secret(item, loaded.base_dir, identifier=True)
+                elif len(resolve_secret(item, loaded.base_dir)) < secrets.MIN_LENGTH:
+                    short = f"a secret shorter than {secrets.MIN_LENGTH} characters is not masked in output"
+                    problems.append(loaded.problem(sub_loc, short, severity="warning"))
     return problems
 
 

@@ -24,8 +24,8 @@ from faxops.webhook import inbox_path
 
 SECRET = "s3cret-push-token"
 AUTH = "Authorization: Basic " + base64.b64encode(f"faxops:{SECRET}".encode()).decode()
-TIMEOUT = 1.0  # the receiver's per-request timeout in these tests
-SLACK = 2.0  # scheduling on a loaded 2-core machine
+TIMEOUT = 2.0  # the receiver's per-request timeout in these tests
+SLACK = 3.0  # scheduling on a loaded 2-core machine
 PUSH = b'{"job_id": "J1", "number": "+493012345678", "status": "delivered"}'
 
 Make = Callable[..., Receiver]

@@ -223,3 +223,14 @@ def test_report_targets_scrub_what_an_older_lockfile_recorded(
     for text in texts:
         assert SECRET not in text
         assert "***" in text, text
+
+
+def test_validate_warns_that_a_very_short_secret_is_not_masked(
+    make_campaign: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, cli: Cli
+) -> None:
+    camp = make_campaign()
+    monkeypatch.setenv("PUSH_SECRET", "abc")
+    camp.manifest.write_text(camp.manifest.read_text() + "status_push: {secret: '${env:PUSH_SECRET}'}\n")
+    result = cli("validate", camp.manifest)
+    assert result.code == 0
+    assert "status_push.secret: a secret shorter than 4 characters is not masked in output" in result.err
