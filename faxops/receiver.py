@@ -227,6 +227,7 @@ class Receiver:
             log.info("%s hung up before its request was complete", client[0])
             return
         if status >= 400:
+            self.rejected += 1
             # The path only: a query string may hold the secret.
             log.warning("%s %s from %s: %d %s", scope["method"], scope["path"], client[0], status, doc.get("error"))
         body = orjson.dumps(doc)
@@ -245,7 +246,6 @@ class Receiver:
             raise _Answer(404, {"error": f"unknown push path /{source}: use /faxplus, /retarus or /generic"})
         query = parse_qs(scope["query_string"].decode("latin-1"))
         if not self.credentials.allows(headers.get("authorization", ""), query):
-            self.rejected += 1
             raise _Answer(401, {"error": "authentication required"})
         declared = headers.get("content-length")
         if declared is not None and int(declared) > self.max_body:  # h11 has checked it is digits
@@ -254,7 +254,6 @@ class Receiver:
         try:
             pushes = parse(source, body, headers.get("content-type", ""))
         except BadPush as exc:
-            self.rejected += 1
             raise _Answer(400, {"error": str(exc)}) from None
         try:
             # fsync happens in a worker thread: the event loop keeps serving others meanwhile

@@ -30,7 +30,7 @@ import orjson
 from defusedxml import ElementTree
 from defusedxml.common import DefusedXmlException
 
-from faxops import clock
+from faxops import clock, secrets
 from faxops.apply import updates_json
 from faxops.domain import Status, StatusUpdate
 from faxops.providers.faxplus import map_fax_status
@@ -210,7 +210,7 @@ class Inbox:
         self._lock = threading.Lock()
 
     def append(self, pushes: Iterable[Push]) -> None:
-        data = b"".join(orjson.dumps(p.to_json()) + b"\n" for p in pushes)
+        data = b"".join(orjson.dumps(secrets.scrub_event(p.to_json())) + b"\n" for p in pushes)
         with self._lock:
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             try:

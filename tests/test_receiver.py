@@ -237,3 +237,21 @@ def test_webhook_serve_logs_one_line_per_event_and_no_traceback(make_campaign: A
     assert "+493012345678" not in err
     assert "wrong" not in err  # the query string is never logged
     assert SECRET not in out + err
+
+
+def test_the_inbox_keeps_no_secret_a_push_quoted(receiver: Make) -> None:
+    from faxops import secrets
+
+    hook = receiver()
+    secrets.register(SECRET)  # as `webhook serve` does when it resolves status_push.secret
+    try:
+        body = (
+            b'{"job_id": "J1", "number": "+493012345678", "status": "failed", "reason": "bad token ' + SECRET.encode()
+        )
+        response = httpx.post(f"{hook.url}/generic", content=body + b'"}', auth=("faxops", SECRET), timeout=5)
+    finally:
+        secrets.clear()
+    assert response.status_code == 200
+    inbox = inbox_path(hook.paths).read_text()
+    assert SECRET not in inbox
+    assert "bad token ***" in inbox
