@@ -155,7 +155,8 @@ class Receiver:
         self.timeout = timeout
         self.max_body = max_body
         self._stop = threading.Event()
-        self._socket = socket.create_server((host, port))
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._socket = socket.create_server((host, port), family=family)
         protocol = type("Protocol", (_DeadlineProtocol,), {"header_timeout": timeout})
         config = uvicorn.Config(
             self._asgi,
@@ -174,7 +175,7 @@ class Receiver:
     @property
     def url(self) -> str:
         host, port = self._socket.getsockname()[:2]
-        return f"http://{host!s}:{port}"
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     def start(self) -> Receiver:
         serve = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True)
@@ -247,8 +248,8 @@ class Receiver:
         query = parse_qs(scope["query_string"].decode("latin-1"))
         if not self.credentials.allows(headers.get("authorization", ""), query):
             raise _Answer(401, {"error": "authentication required"})
-        declared = headers.get("content-length")
-        if declared is not None and int(declared) > self.max_body:  # h11 has checked it is digits
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:  # h11 refused any other form with 400
             raise _Answer(413, {"error": f"body over {self.max_body} bytes"})
         body = await self._body(receive)
         try:
