@@ -129,14 +129,17 @@ def test_a_provider_echoing_credentials_never_gets_them_into_any_output(
             " mask_numbers: false, when: always}\n"
         )
         results: list[Result] = []
+        # credentials "refused" with themselves quoted: the run stops
+        sim.inject("echo_auth", path=case.submit_path, method="POST", status=401)
+        results.append(cli("apply", camp.manifest, "--auto-approve"))
+        assert results[-1].code == 1
+        assert not sim.faults, "the echo fault was never served"
         # the first send is refused with our credentials quoted in the error body; the others go through
         sim.inject("echo_auth", path=case.submit_path, method="POST", status=400)
         results.append(cli("apply", camp.manifest, "--auto-approve"))
         assert not sim.faults, "the echo fault was never served"
         sim.inject("echo_auth", path=".*", method="GET", status=400, times=5)
         results.append(cli("refresh", camp.manifest, "--force"))
-        sim.inject("echo_auth", path=case.submit_path, method="POST", status=401)
-        results.append(cli("apply", camp.manifest, "--auto-approve", "--refresh=false"))
         results.append(cli("status", camp.manifest))
         results.append(cli("status", camp.manifest, "--json"))
         results += [cli("status", camp.manifest, number) for number in camp.status(cli)]
