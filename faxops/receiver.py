@@ -2,7 +2,8 @@
 
 Served by uvicorn (an ASGI server on h11) rather than the standard library's ``http.server``, because
 ASGI hands the application the headers *before* the body: a push is authenticated, and its declared
-size checked, before a byte of its body is read. What the server must survive, and where it is handled:
+size checked, before its body is read (uvicorn stops reading a connection once 64 KiB wait unread).
+What the server must survive, and where it is handled:
 
 =============================================  ==============================================================
 a malformed request (``Content-Length: abc``,  h11 refuses it: 400 at once, one warning line, no traceback
