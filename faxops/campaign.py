@@ -167,6 +167,7 @@ def _secret_problems(loaded: LoadedManifest, model: BaseModel, loc: tuple[str | 
     Those that can are resolved once here, so that every command that opens the campaign knows every
     secret and scrubs it from what it prints and writes, even one that never sends a credential."""
     problems = []
+    resolved: dict[str, str] = {}
     for name in type(model).model_fields:
         value = getattr(model, name)
         values: list[tuple[tuple[str | int, ...], Any]] = [((*loc, name), value)]
@@ -179,11 +180,13 @@ def _secret_problems(loaded: LoadedManifest, model: BaseModel, loc: tuple[str | 
                 why = secret_problem(item, loaded.base_dir)
                 if why is not None:
                     problems.append(loaded.problem(sub_loc, why))
-                elif name in _IDENTIFIERS:
-                    resolve_secret(item, loaded.base_dir, identifier=True)
-                elif len(resolve_secret(item, loaded.base_dir)) < secrets.MIN_LENGTH:
+                    continue
+                resolved[name] = resolve_secret(item, loaded.base_dir, identifier=name in _IDENTIFIERS)
+                if name not in _IDENTIFIERS and len(resolved[name]) < secrets.MIN_LENGTH:
                     short = f"a secret shorter than {secrets.MIN_LENGTH} characters is not masked in output"
                     problems.append(loaded.problem(sub_loc, short, severity="warning"))
+    if "username" in resolved and "password" in resolved:  # HTTP Basic: the header's base64 too
+        secrets.register_basic(resolved["username"], resolved["password"])
     return problems
 
 

@@ -237,3 +237,26 @@ def test_validate_warns_that_a_very_short_secret_is_not_masked(
     result = cli("validate", camp.manifest)
     assert result.code == 0
     assert "status_push.secret: a secret shorter than 4 characters is not masked in output" in result.err
+
+
+def test_opening_a_campaign_registers_its_secrets_and_basic_header(
+    make_campaign: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command that never sends a credential (report, plan --refresh=false) still knows what to mask."""
+    from faxops.campaign import open_campaign
+
+    monkeypatch.setenv("R_USER", "acme-user")
+    monkeypatch.setenv("R_PASSWORD", SECRET)
+    camp = make_campaign(
+        manifest="campaign: {name: t}\n"
+        "provider: {type: retarus, base_url: 'http://127.0.0.1:9', customer_number: '99999TE',"
+        " username: '${env:R_USER}', password: '${env:R_PASSWORD}'}\n"
+        "sender: {number: '+493012340000', header: 'Nordwind'}\n"
+        "documents: [letter.pdf]\n"
+        "recipients: {inline: [{number: '+493012345678'}]}\n"
+    )
+    open_campaign(camp.manifest)
+    header = base64.b64encode(f"acme-user:{SECRET}".encode()).decode()
+    assert (
+        secrets.scrub(f"user acme-user sent Basic {header} with {SECRET}") == "user acme-user sent Basic *** with ***"
+    )
