@@ -20,16 +20,17 @@ Make = Callable[..., CampaignDir]
 
 def test_per_minute_rate_is_kept_at_the_provider(http_campaign: Callable[[str], Any], cli: Cli) -> None:
     camp = http_campaign("retarus")
-    numbers = [f"+4930123456{i:02d}" for i in range(8)]
+    numbers = [f"+4930123456{i:02d}" for i in range(5)]
     write_csv(camp.root / "list.csv", [(n, f"R{i}") for i, n in enumerate(numbers)])
-    camp.write("schedule: {batch_size: 1, concurrency: 8, rate: {per_minute: 600}}\n")
+    camp.write("schedule: {batch_size: 1, concurrency: 5, rate: {per_minute: 120}}\n")
     assert cli("apply", camp.manifest, "--auto-approve").code == 0
     arrivals = sorted(float(r["at"]) for r in camp.sim.received)
-    assert len(arrivals) == 8
+    assert len(arrivals) == 5
     gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    # 600/min is one every 100 ms; eight workers would otherwise arrive within a few milliseconds
-    assert min(gaps) >= 0.08, gaps
-    assert arrivals[-1] - arrivals[0] >= 0.65
+    # 120/min is one every 500 ms; five workers would otherwise arrive within a few milliseconds. The
+    # slack (200 ms) absorbs a late thread on a loaded machine: with 100 ms spacing it did not.
+    assert min(gaps) >= 0.3, gaps
+    assert arrivals[-1] - arrivals[0] >= 1.6
 
 
 def test_per_hour_window_and_per_minute_spacing() -> None:
