@@ -33,7 +33,7 @@ from defusedxml.common import DefusedXmlException
 from faxops import clock, secrets
 from faxops.apply import updates_json
 from faxops.domain import Status, StatusUpdate
-from faxops.providers.faxplus import map_fax_status
+from faxops.providers.faxplus import fax_failure, map_fax_status
 from faxops.providers.retarus import updates_from_report
 from faxops.state import StatePaths, StateWriter, read_records
 from faxops.state.journal import iso, parse_iso
@@ -90,6 +90,7 @@ def parse_faxplus(body: bytes) -> list[tuple[tuple[str, ...], StatusUpdate]]:
         data.get("pages") if isinstance(data.get("pages"), int) else None,
         parse_iso(data.get("start_time")),
         provider_id=fax_id,
+        failure=fax_failure(raw) if status == Status.FAILED else None,
         cost=str(data["cost"]) if data.get("cost") is not None else None,
     )
     return [(ids, update)]

@@ -1,41 +1,87 @@
 """FAX.PLUS v3 (seed 002): upload each file, then one outbox request for all recipients.
 
-Facts and assumptions:
+The official client (``faxplus-api`` on PyPI, generated from FAX.PLUS' OpenAPI document) is the contract:
+the tests validate every body sent here with its request models and parse every simulator answer with its
+response models. Facts, from the seed and that client:
 
 * Files are uploaded with ``POST /accounts/{user}/files?format=pdf|tiff`` (multipart ``fax_file``), which
   answers a path; the same upload serves every job of the run.
 * ``POST /accounts/{user}/outbox`` takes ``from``, ``to[]``, ``files[]``, ``comment{text}`` (our client
-  reference), ``send_time`` and ``return_ids: true`` (without it no ids come back) → 201
+  reference), ``send_time`` (``YYYY-MM-DD HH:MM:SS +ZZZZ``), ``options.retry{count 0-3, delay 0-30 min}``
+  (``RetryOptions``) and ``return_ids: true`` (without it no ids come back) → 201
   ``{"ids": {destination: outbox id}}``. A fax has an outbox id until it is sent, then a fax id.
-* There is no search by comment: a lost answer is found by listing the outbox and the sent faxes and
-  matching our reference in ``comment``. Status comes from the same two lists.
+* ``GET /accounts/{user}/outbox`` answers ``{"records": [Outbox]}`` (``OutboxList``; an entry carries
+  ``uid``, ``page_count`` and ``comment{text}``). ``GET /accounts/{user}/faxes?category=sent`` answers
+  ``{"data": {"records": [Fax]}}`` (``FaxList``/``FaxListData``), one record per destination, *paged*:
+  ``limit`` 1-50 and ``offset``, windowed by ``after``/``before`` (``YYYY-MM-DD HH:MM:SS``). In a sent
+  record ``comment`` is a plain string, not ``{text}``.
+* There is no search by comment: a lost answer is found by reading the whole outbox, then every page of
+  the sent list since the intent, and matching our reference. Only when both were read to the end is the
+  job "not found"; an answer of another shape or a list cut short decides nothing.
+* Statuses are the client's ``OutboxStatus`` and ``FaxStatus`` enums, each mapped below; a value outside
+  them is kept raw and classed ``unknown``. ``insufficient_credit`` is final and an account problem.
 * ``DELETE /accounts/{user}/outbox/{id}`` cancels before sending; there is no retry endpoint.
 * Limits: ≤ 10 files, ≤ 150 MB in all, ≤ 4,000 destinations. Sending answered 500 until an account
   was on a plan with API access: a 500 on send is an unknown outcome like any other, never a resend.
+
+Assumed (not published): the ``after`` window is read as UTC, so the lookup starts a day before the
+intent; the sent list is read at most ``MAX_SENT_PAGES`` pages deep per call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from faxops.domain import Document, Receipt, Sender, Status, StatusUpdate, Submission
+from faxops.domain import Document, FailureClass, Receipt, Sender, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError, Problem
 from faxops.fields import SecretRef, resolve_secret
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
 
 MAX_TOTAL_BYTES = 150 * 1024 * 1024
-_OUTBOX = {
+PAGE_SIZE = 50  # the API's largest ``limit``
+MAX_SENT_PAGES = 200  # 10,000 sent faxes per lookup: deeper than that, a lookup decides nothing
+_B, _N, _X = FailureClass.BUSY, FailureClass.NO_ANSWER, FailureClass.INVALID_NUMBER
+_D, _U = FailureClass.DOCUMENT, FailureClass.UNKNOWN
+
+#: ``OutboxStatus``: every value of the official client's enum
+OUTBOX_STATUS: dict[str, Status] = {
     "submitted": Status.QUEUED,
     "converting": Status.QUEUED,
     "scheduled_for_sending": Status.QUEUED,
     "sending": Status.SENDING,
 }
-_RETRYABLE = ("busy", "no_answer", "not_fax", "timeout")
+#: ``FaxStatus``: every value of the official client's enum -> (failure class, retryable); None = delivered.
+#: The words are FAX.PLUS' own (apidoc.fax.plus/concepts/fax): "retry" where it says retry.
+FAX_STATUS: dict[str, tuple[FailureClass, bool | None] | None] = {
+    "success": None,
+    "partially_sent": (_U, None),  # the call dropped after the first pages
+    "partially_received": (_U, None),  # inbound only; listed for completeness
+    "insufficient_credit": (FailureClass.ACCOUNT, False),
+    "failed": (_U, True),
+    "failed_internal_process_error": (_U, True),
+    "failed_user_busy": (_B, True),
+    "failed_no_answer": (_N, True),
+    "failed_unallocated_number": (_X, False),
+    "failed_office_converter_issue": (_D, False),
+    "failed_separate_file_pages_issue": (_D, False),
+    "failed_render_header_issue": (_D, False),
+    "failed_invalid_number_format": (_X, False),
+    "failed_mimetype_not_supported": (_D, False),
+    "failed_destination_not_supported": (_X, False),  # a special service number, or not in the plan
+    "failed_image_preparation": (_D, False),
+    "failed_to_send": (_U, True),  # "System was busy. Try again later."
+    "failed_normal_temporary_failure": (_U, True),
+    "failed_unknown_converter_issue": (_D, False),
+    "failed_normal_clearing": (_B, True),  # "Destination was busy."
+    "failed_convert_to_tiff_issue": (_D, False),
+    "failed_fs_49": (_U, None),  # undocumented switch codes
+    "failed_fs_2": (_U, None),
+}
 
 
 class FaxPlusSettings(HttpSettings):
@@ -45,18 +91,82 @@ class FaxPlusSettings(HttpSettings):
     base_url: str = Field(default="https://restapi.fax.plus/v3", pattern=r"^https?://")
     token: SecretRef = Field(description="Personal access token (Bearer).")
     user_id: str = Field(default="self", description="Account whose number sends; 'self' is the token's user.")
-    redial_count: int | None = Field(default=None, ge=0, le=10, description="FAX.PLUS' own redials (options.retry).")
-    redial_delay: int | None = Field(default=None, ge=1, description="Minutes between FAX.PLUS' redials.")
+    # RetryOptions in the API: count 0-3, delay 0-30 minutes; the API refuses anything else.
+    redial_count: int | None = Field(default=None, ge=0, le=3, description="FAX.PLUS' own redials (0-3).")
+    redial_delay: int | None = Field(default=None, ge=0, le=30, description="Minutes between FAX.PLUS' redials (0-30).")
+
+
+class _Loose(BaseModel):
+    """An answer record: fields faxops reads are checked, the others ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Comment(_Loose):
+    text: str = ""
+
+
+class OutboxEntry(_Loose):
+    """An ``Outbox`` record: a fax not sent yet."""
+
+    id: str
+    uid: str
+    to: list[str]
+    status: str
+    comment: _Comment | None = None
+    page_count: int | None = None
+
+
+class OutboxList(_Loose):
+    records: list[OutboxEntry] = []
+
+
+class SentFax(_Loose):
+    """A ``Fax`` record of the sent list: one destination."""
+
+    id: str
+    to: str
+    status: str
+    comment: str = ""  # a plain string here, unlike the outbox payload's {text}
+    pages: int | None = None
+    cost: float | None = None
+    duration: int | None = None
+    start_time: str | None = None
+
+
+class _FaxListData(_Loose):
+    records: list[SentFax] = []
+
+
+class FaxList(_Loose):
+    data: _FaxListData
 
 
 def map_fax_status(raw: str) -> tuple[Status, bool | None]:
-    if raw in _OUTBOX:
-        return _OUTBOX[raw], None
-    if raw == "success":
-        return Status.DELIVERED, None
-    if raw.startswith("failed") or raw == "partially_sent":
-        return Status.FAILED, any(word in raw for word in _RETRYABLE) or None
-    return Status.QUEUED, None
+    """faxops status and retryability of an ``OutboxStatus`` or ``FaxStatus`` value."""
+    if raw in OUTBOX_STATUS:
+        return OUTBOX_STATUS[raw], None
+    if raw in FAX_STATUS:
+        known = FAX_STATUS[raw]
+        return (Status.DELIVERED, None) if known is None else (Status.FAILED, known[1])
+    return Status.FAILED, None  # a status the client does not know: kept raw, classed unknown
+
+
+def fax_failure(raw: str) -> FailureClass | None:
+    """The failure class of a ``FaxStatus`` value (``unknown`` for a value outside the enum)."""
+    if raw in OUTBOX_STATUS:
+        return None
+    known = FAX_STATUS.get(raw, (FailureClass.UNKNOWN, None))
+    return None if known is None else known[0]
+
+
+def _update(number: str, raw: str, pages: int | None, provider_id: str | None, **extra: Any) -> StatusUpdate:
+    status, retryable = map_fax_status(raw)
+    failure = fax_failure(raw) if status == Status.FAILED else None
+    reason = None if status != Status.FAILED else raw.replace("_", " ")
+    return StatusUpdate(
+        number, status, raw, reason, retryable, pages, provider_id=provider_id, failure=failure, **extra
+    )
 
 
 class FaxPlusProvider(HttpProvider):
@@ -109,8 +219,8 @@ class FaxPlusProvider(HttpProvider):
             self._uploaded[document.sha256] = str(self.json(response, sends=False)["path"])
         return self._uploaded[document.sha256]
 
-    def submit(self, submission: Submission) -> Receipt:
-        paths = [self._upload(d) for d in submission.documents]
+    def outbox_body(self, submission: Submission, paths: list[str]) -> dict[str, Any]:
+        """The ``PayloadOutbox`` of one job."""
         body: dict[str, Any] = {
             "from": submission.sender.number,
             "to": [r.number for r in submission.recipients],
@@ -119,10 +229,15 @@ class FaxPlusProvider(HttpProvider):
             "return_ids": True,
         }
         if submission.send_at is not None:
-            # The API reference gives the form "2020-01-01 00:00:00 +0000" (an assumption for other forms).
             body["send_time"] = submission.send_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
         if self.faxplus.redial_count is not None:
-            body["options"] = {"retry": {"count": self.faxplus.redial_count, "delay": self.faxplus.redial_delay or 15}}
+            delay = 15 if self.faxplus.redial_delay is None else self.faxplus.redial_delay
+            body["options"] = {"retry": {"count": self.faxplus.redial_count, "delay": delay}}
+        return body
+
+    def submit(self, submission: Submission) -> Receipt:
+        paths = [self._upload(d) for d in submission.documents]
+        body = self.outbox_body(submission, paths)
         response = self.call("POST", self._account("outbox"), json=body, sends=True)
         data = self.json(response, sends=True)
         ids = data.get("ids") if isinstance(data, dict) else None
@@ -132,42 +247,65 @@ class FaxPlusProvider(HttpProvider):
         distinct = sorted(set(ids.values()))
         return Receipt(job_id=distinct[0] if len(distinct) == 1 else ",".join(distinct), recipient_ids=ids)
 
-    def _records(self) -> list[dict[str, Any]]:
-        """Outbox entries, then sent faxes, each tagged with where it was found."""
-        out: list[dict[str, Any]] = []
-        for url, params, where in (
-            (self._account("outbox"), {}, "outbox"),
-            (self._account("faxes"), {"category": "sent"}, "sent"),
-        ):
-            body = self.json(self.call("GET", url, params=params, sends=False), sends=False)
-            for record in (body or {}).get("records", []) if isinstance(body, dict) else []:
-                out.append({**record, "_where": where})
-        return out
+    # --- reading the outbox and the sent list ---------------------------------------------------
 
-    def _updates_for(self, reference: str, numbers: Sequence[str], records: list[dict[str, Any]]) -> list[StatusUpdate]:
+    def outbox(self) -> list[OutboxEntry]:
+        """Every fax not sent yet."""
+        response = self.call("GET", self._account("outbox"), sends=False)
+        return self.read(OutboxList, self.json(response, sends=False), "the outbox list").records
+
+    def sent_pages(self, after: datetime | None = None) -> Iterator[list[SentFax]]:
+        """The sent list, one page at a time (the API answers at most 50 records per request)."""
+        params: dict[str, Any] = {"category": "sent", "limit": PAGE_SIZE}
+        if after is not None:
+            params["after"] = after.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        for page in range(MAX_SENT_PAGES):
+            response = self.call(
+                "GET", self._account("faxes"), params={**params, "offset": page * PAGE_SIZE}, sends=False
+            )
+            records = self.read(FaxList, self.json(response, sends=False), "the sent fax list").data.records
+            yield records
+            if len(records) < PAGE_SIZE:
+                return
+
+    def _read_all(
+        self, reference: str, numbers: Sequence[str], after: datetime | None
+    ) -> tuple[list[OutboxEntry], list[SentFax], bool]:
+        """Our reference's outbox entries and sent faxes, and whether the sent list was read to its end.
+
+        The outbox is read first: a fax that leaves it while we read is then in the sent list."""
+        outbox = [e for e in self.outbox() if e.comment is not None and e.comment.text == reference]
+        wanted = set(numbers) - {n for e in outbox for n in e.to}
+        sent: list[SentFax] = []
+        complete = False
+        for records in self.sent_pages(after):
+            sent.extend(r for r in records if r.comment == reference)
+            if len(records) < PAGE_SIZE:
+                complete = True
+            elif after is None and wanted <= {r.to for r in sent}:
+                break  # status of known faxes: no need to read older pages
+        return outbox, sent, complete
+
+    def _updates(self, numbers: Sequence[str], outbox: list[OutboxEntry], sent: list[SentFax]) -> list[StatusUpdate]:
         latest: dict[str, StatusUpdate] = {}
-        for record in records:
-            comment = record.get("comment")
-            text = comment.get("text") if isinstance(comment, dict) else comment
-            if text != reference:
-                continue
-            destinations = record.get("to") or record.get("to_number") or []
-            for number in [destinations] if isinstance(destinations, str) else destinations:
-                if number not in numbers:
-                    continue
-                raw = str(record.get("status") or "")
-                status, retryable = map_fax_status(raw)
-                reason = None if status != Status.FAILED else raw.replace("_", " ")
-                fax_id = str(record["id"]) if record.get("_where") == "sent" and record.get("id") else None
-                update = StatusUpdate(number, status, raw, reason, retryable, record.get("pages"), provider_id=fax_id)
-                if number not in latest or update.status.rank >= latest[number].status.rank:
-                    latest[number] = update
+        candidates: list[StatusUpdate] = []
+        for entry in outbox:
+            candidates += [_update(n, entry.status, entry.page_count, None) for n in entry.to if n in numbers]
+        for fax in sent:
+            if fax.to in numbers:
+                cost = None if fax.cost is None else f"{fax.cost:g}"
+                duration = None if fax.duration is None else float(fax.duration)
+                candidates.append(_update(fax.to, fax.status, fax.pages, fax.id, cost=cost, duration=duration))
+        for update in candidates:
+            if update.number not in latest or update.status.rank >= latest[update.number].status.rank:
+                latest[update.number] = update
         return list(latest.values())
 
     def status(self, job: JobRef) -> list[StatusUpdate]:
         if job.reference is None:
             return []
-        return self._updates_for(job.reference, job.numbers, self._records())
+        outbox, sent, _ = self._read_all(job.reference, job.numbers, None)
+        return self._updates(job.numbers, outbox, sent)
 
     def cancel(self, job: JobRef) -> list[StatusUpdate]:
         for outbox_id in sorted(set(job.recipient_ids.values()) or {job.job_id}):
@@ -175,23 +313,29 @@ class FaxPlusProvider(HttpProvider):
         return [StatusUpdate(n, Status.CANCELED, "deleted_from_outbox", "canceled") for n in job.numbers]
 
     def find(self, submission: Submission, since: datetime | None = None) -> Lookup:
-        records = self._records()
         numbers = [r.number for r in submission.recipients]
-        mine = [r for r in records if (r.get("comment") or {}).get("text") == submission.reference]
-        if not mine:
+        # A day's margin: the API does not say in which time zone it reads ``after``.
+        after = None if since is None else since - timedelta(days=1)
+        outbox, sent, complete = self._read_all(submission.reference, numbers, after)
+        if not outbox and not sent:
+            if not complete:
+                return Lookup(
+                    False,
+                    (),
+                    f"the sent list is longer than {MAX_SENT_PAGES * PAGE_SIZE} faxes since the intent; "
+                    f"comment {submission.reference} was not among them",
+                )
             return Lookup(
-                True, (), f"no outbox entry or sent fax has comment {submission.reference} ({len(records)} listed)"
+                True, (), f"no outbox entry and no sent fax (every page read) has comment {submission.reference}"
             )
-        ids = sorted({str(r["id"]) for r in mine})
         # Sent faxes carry their fax id (one per destination), entries still in the outbox their outbox id.
-        per_number = {}
-        for record in mine:
-            destinations = record.get("to") or []
-            for number in [destinations] if isinstance(destinations, str) else destinations:
-                per_number[str(number)] = str(record["id"])
+        per_number = {n: e.id for e in outbox for n in e.to}
+        per_number.update({f.to: f.id for f in sent})
+        ids = sorted(set(per_number.values()))
         receipt = Receipt(
             job_id=ids[0] if len(ids) == 1 else ",".join(ids),
             recipient_ids=per_number,
-            updates=tuple(self._updates_for(submission.reference, numbers, records)),
+            updates=tuple(self._updates(numbers, outbox, sent)),
         )
-        return Lookup(True, [receipt], f"{len(mine)} record(s) with comment {submission.reference}")
+        where = f"{len(outbox)} outbox entr{'y' if len(outbox) == 1 else 'ies'} and {len(sent)} sent fax(es)"
+        return Lookup(True, [receipt], f"{where} with comment {submission.reference}")

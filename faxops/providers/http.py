@@ -23,10 +23,10 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import httpx
-from pydantic import Field
+from pydantic import BaseModel, Field, ValidationError
 
 from faxops import __version__, secrets
 from faxops.errors import (
@@ -39,6 +39,7 @@ from faxops.errors import (
 from faxops.fields import Duration, resolve_secret
 from faxops.providers.base import Provider, ProviderContext, ProviderSettings
 
+_Model = TypeVar("_Model", bound=BaseModel)
 _BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.LocalProtocolError)
 _AFTER_SEND = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
@@ -209,6 +210,18 @@ class HttpProvider(Provider):
             error_cls = OutcomeUnknownError if sends else TransientError
             raise error_cls(
                 f"unreadable answer: {response.text[:200]!r}", provider=self.name, http_status=response.status_code
+            ) from exc
+
+    def read(self, model: type[_Model], data: Any, what: str) -> _Model:
+        """A read answer in the shape ``model`` describes. Another shape is a ``TransientError``: nothing is
+        concluded from an answer faxops cannot read (reconcile holds the job instead of crashing)."""
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "(top)"
+            raise TransientError(
+                f"unexpected shape of {what}: {where}: {first['msg']} (got {str(data)[:160]})", provider=self.name
             ) from exc
 
     def close(self) -> None:
