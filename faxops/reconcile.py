@@ -69,6 +69,12 @@ def reconcile(campaign: Campaign, writer: StateWriter, state: RecordedState) -> 
         except ProviderError as exc:
             report.held.append(Held(tuple(numbers), reference, f"lookup failed: {exc.describe()}"))
             continue
+        except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+            # An answer of a shape the adapter did not expect decides nothing: holding the job can never
+            # fax anyone twice, while a crash here would leave every other unknown send unreconciled.
+            evidence = f"{provider.name} answered in a shape faxops cannot read ({type(exc).__name__}: {exc})"
+            report.held.append(Held(tuple(numbers), reference, evidence))
+            continue
         if not lookup.decided:
             report.held.append(Held(tuple(numbers), reference, lookup.evidence or f"{provider.name} cannot look it up"))
         elif lookup.found:
