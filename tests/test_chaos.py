@@ -38,7 +38,8 @@ ENV = {
 PROVIDERS: dict[str, str] = {
     "sandbox": "{{type: sandbox, latency: 15ms}}",
     # A short job validity lets a lost request be proven absent within the test (default 48h).
-    "retarus": '{{type: retarus, base_url: "{url}", customer_number: 99999TE, username: "${{env:RETARUS_USER}}", '
+    "retarus": '{{type: retarus, base_url: "{url}/rest/v1", report_urls: ["{url}/de1/rest/v1", "{url}/de2/rest/v1"], '
+    'customer_number: 99999TE, username: "${{env:RETARUS_USER}}", '
     'password: "${{env:RETARUS_PASSWORD}}", max_retries: 2, job_validity: 4s, report_grace: 1s}}',
     "telphin": '{{type: telphin, base_url: "{url}/api/ver1.0", extension_id: 122, '
     'client_id: "${{env:TELPHIN_CLIENT_ID}}", client_secret: "${{env:TELPHIN_CLIENT_SECRET}}", '

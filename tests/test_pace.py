@@ -102,7 +102,7 @@ def test_apply_wait_backs_off_while_the_provider_takes_nothing(
     http_campaign: Callable[[str], Any], cli: Cli, manual_clock: clock.ManualClock
 ) -> None:
     camp = http_campaign("retarus")
-    camp.sim.inject("status", path=r"/[^/]+/fax", method="POST", status=503, times=2)
+    camp.sim.inject("status", path=r"/rest/v1/[^/]+/fax", method="POST", status=503, times=2)
     result = cli("apply", camp.manifest, "--auto-approve", "--wait")
     assert result.code == 1  # the two failed rounds are reported as errors
     assert manual_clock.slept.count(60) == 2

@@ -58,14 +58,15 @@ CASES = [
     Case(
         "retarus",
         lambda sim: {
-            "base_url": sim.url,
+            "base_url": f"{sim.url}/rest/v1",
+            "report_urls": [f"{sim.url}/de1/rest/v1", f"{sim.url}/de2/rest/v1"],
             "customer_number": "99999TE",
             "username": "${env:RETARUS_USER}",
             "password": "${env:RETARUS_PASSWORD}",
         },
         env={"RETARUS_USER": "faxops", "RETARUS_PASSWORD": "secret"},
         bad_env={"RETARUS_USER": "faxops", "RETARUS_PASSWORD": "wrong"},
-        submit_path=r"/[^/]+/fax",
+        submit_path=r"/rest/v1/[^/]+/fax",
     ),
     Case(
         "telphin",

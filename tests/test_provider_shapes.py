@@ -19,6 +19,7 @@ from faxops.providers.http import HttpProvider
 from faxops.providers.retarus import safe_document_name
 from faxops.providers.telphin import merge_documents
 from faxops.testing import SIMULATORS, Simulator
+from faxops.testing.retarus import RetarusSimulator
 from faxops.testing.server import Request
 from tests.conftest import Result, write_pdf
 
@@ -87,7 +88,13 @@ def retarus(
 ) -> tuple[Provider, Simulator]:
     monkeypatch.setenv("R_USER", "faxops")
     monkeypatch.setenv("R_PASS", "secret")
-    base = {"base_url": "{url}", "customer_number": "99999TE", "username": "${env:R_USER}", "password": "${env:R_PASS}"}
+    base = {
+        "base_url": "{url}/rest/v1",
+        "report_urls": ["{url}/de1/rest/v1", "{url}/de2/rest/v1"],
+        "customer_number": "99999TE",
+        "username": "${env:R_USER}",
+        "password": "${env:R_PASS}",
+    }
     return provider_for("retarus", {**base, **settings}, tmp_path, running)
 
 
@@ -241,7 +248,7 @@ def test_retarus_body_and_safe_names(
     provider, sim = retarus(tmp_path, running, monkeypatch)
     provider.submit(Submission("fx-ref-6", [BERGER, LEMAIRE], documents, SENDER, "shapes"))
     request = last(sim, "POST")
-    assert request.path == "/99999TE/fax"
+    assert request.path == "/rest/v1/99999TE/fax"
     body = request.json()
     assert body["reference"]["customerDefinedId"] == "fx-ref-6"
     assert body["recipients"][0] == {
@@ -275,14 +282,19 @@ def test_retarus_safe_document_name(name: str, expected: str) -> None:
 def test_retarus_reports_are_read_at_every_data_centre(
     tmp_path: Path, documents: list[Document], running: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    other = SIMULATORS["retarus"]().start()  # a second data centre that knows nothing of the job
-    running.append(other)
-    provider, sim = retarus(tmp_path, running, monkeypatch, report_urls=[other.url, "{url}"])
+    provider, sim = retarus(tmp_path, running, monkeypatch)
+    assert isinstance(sim, RetarusSimulator)
+    sim.place = "de2"  # the job lands in the second data centre; the first knows nothing of it
     receipt = provider.submit(Submission("fx-ref-7", [BERGER], documents, SENDER, "shapes"))
     sim.advance(3600)
     updates = provider.status(JobRef(receipt.job_id, [BERGER.number], "fx-ref-7"))
     assert [u.raw for u in updates] == ["OK"]
-    assert any(r.path.endswith(f"/reports/{receipt.job_id}") for r in other.log)
+    asked = [r.path for r in sim.log if r.path.endswith(f"/reports/{receipt.job_id}")]
+    assert asked == [
+        f"/de1/rest/v1/99999TE/fax/reports/{receipt.job_id}",
+        f"/de2/rest/v1/99999TE/fax/reports/{receipt.job_id}",
+    ]
+    assert not any(r.path.startswith("/rest/v1/") and "/reports" in r.path for r in sim.log)  # never the HA URL
 
 
 def test_telphin_retries_a_failed_fax_under_its_id(
@@ -315,7 +327,13 @@ def test_faxplus_cancel_deletes_the_outbox_entry(
 def test_providers_without_cancel_say_so(tmp_path: Path, running: list[Any]) -> None:
     provider, _ = provider_for(
         "retarus",
-        {"base_url": "{url}", "customer_number": "1", "username": "${env:X}", "password": "${env:X}"},
+        {
+            "base_url": "{url}/rest/v1",
+            "report_urls": ["{url}/de1/rest/v1"],
+            "customer_number": "1",
+            "username": "${env:X}",
+            "password": "${env:X}",
+        },
         tmp_path,
         running,
     )

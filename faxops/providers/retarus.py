@@ -1,17 +1,30 @@
 """Retarus Fax REST v1 (seed 004): ``POST /{custNr}/fax`` with HTTP Basic, reports per job.
 
-Facts and assumptions (the seed documents submission; the rest is from Retarus' SDKs):
+Facts, from the seed, Retarus' API reference and its SDKs (``retarus-fax`` on PyPI, ``retarus-java-fax``):
 
+* Every path is under ``/rest/v1``. Jobs are sent to the region's high-availability URL; reports are
+  read (and deleted) only at the region's data-centre URLs, and each of them is asked: DE has de1 and
+  de2, US us1 and us2, CH and SG one each. ``region`` derives both; ``base_url``/``report_urls`` override.
 * The client reference travels in ``reference.customerDefinedId`` (≤ 256 characters).
 * Document names are at most 32 characters of ``a-zA-Z0-9-_.``; the extension decides the type. faxops
   derives a safe name from each file name.
 * Status comes from reports, which exist only for *completed* jobs: ``GET /{custNr}/fax/reports/{jobId}``
-  (404 until then), at each data-centre URL when jobs were sent through the high-availability URL.
-* There is no search by reference: a lost answer is found by listing reports
-  (``GET /{custNr}/fax/reports`` → ``{"reports": [...]}``, the oldest 1,000) and matching our reference.
-  A job that is still running has no report yet, so until it completes the lookup cannot decide.
+  (404 at a data centre that does not hold it). Per recipient a status code as Retarus spells it
+  (``STATUS`` below); a code not listed there is kept raw and classed ``unknown``, never guessed.
+* There is no search by reference: a lost answer is found by listing reports at every data centre
+  (``GET /{custNr}/fax/reports`` → ``{"reports": [...]}``, the oldest 1,000 each) and matching our
+  reference. It is "not found" only when every data centre answered a list that was not full, after the
+  job's validity ended; a job that is still running has no report yet, so until then nothing is decided.
+* ``meta.jobValid.end`` bounds a job's life on their side (an instant; the API also takes ``PT80M``).
 * No cancel or retry through the API. 503 and 520 mean "try again"; 429 exists, limits undocumented.
 * Recipients per job: the API sets no documented maximum; faxops uses 500 per job.
+
+Where the Python SDK contradicts the published reference, faxops follows the reference (and the Java
+SDK's example report, ``src/main/resources/get_fax_reports_response.json``): report fields are ``sentTs``,
+``durationInSecs``, ``sentToNumber``, ``remoteCsid`` and ``reference.customerDefinedId`` (the Python SDK's
+``FaxReport`` spells them ``sendTs``, ``durationInSeconds``, ``sendToNumber``, ``remoteCsId`` and
+``costumerDefinedId``), ``properties`` is a list of ``{key, value}`` (a string there), and
+``renderingOptions.coverpageTemplate`` is optional (required there).
 """
 
 from __future__ import annotations
@@ -23,29 +36,64 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from faxops.domain import Receipt, Status, StatusUpdate, Submission
-from faxops.errors import ProviderError
+from faxops.domain import FailureClass, Receipt, Status, StatusUpdate, Submission
+from faxops.errors import OutcomeUnknownError, ProviderError
 from faxops.fields import Duration, SecretRef, resolve_secret
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
 from faxops.state.journal import iso, parse_iso
 
-#: Retarus recipient status -> (faxops status, retryable)
-STATUS_MAP: dict[str, tuple[Status, bool | None]] = {
-    "OK": (Status.DELIVERED, None),
-    "BUSY": (Status.FAILED, True),
-    "RING_TO": (Status.FAILED, True),  # rang until the timeout: no answer
-    "NO_ANSWER": (Status.FAILED, True),
-    "NOFAX": (Status.FAILED, True),  # a person or a voice line answered
-    "NO_FAX": (Status.FAILED, True),
-    "BLACKLISTED": (Status.FAILED, False),
-    "INVALID_NUMBER": (Status.FAILED, False),
-    "NUMBER_UNKNOWN": (Status.FAILED, False),
-    "CANCELED": (Status.CANCELED, False),
-    "EXPIRED": (Status.EXPIRED, False),
+_F = Status.FAILED
+#: Retarus' recipient status codes, as Retarus spells them -> (faxops status, failure class, retryable).
+#: Line faults that Retarus retries itself and then reports have no class of their own: ``unknown``, retried.
+STATUS: dict[str, tuple[Status, FailureClass | None, bool | None]] = {
+    "OK": (Status.DELIVERED, None, None),
+    # Every page went through; only the receiver's confirmation of the end is missing. Sending again
+    # would most likely fax the recipient twice.
+    "EOD_FAILED": (Status.DELIVERED, None, None),
+    "BUSY": (_F, FailureClass.BUSY, True),
+    "RING_TO": (_F, FailureClass.NO_ANSWER, True),  # rang until the timeout
+    "WOUT_TO": (_F, FailureClass.NO_ANSWER, True),  # no reaction when dialled
+    "NOFAX": (_F, FailureClass.NOT_FAX, True),  # a person, an answering machine or a modem answered
+    "NOFAX_DIS": (_F, FailureClass.NOT_FAX, True),
+    "NOFAX_TO": (_F, FailureClass.NOT_FAX, True),
+    "WRONG_NO": (_F, FailureClass.INVALID_NUMBER, False),
+    "CHANGED_NO": (_F, FailureClass.INVALID_NUMBER, False),
+    "DIAL_NC": (_F, FailureClass.INVALID_NUMBER, False),  # the dialled number is invalid or incomplete
+    "BLACKLIST": (_F, FailureClass.BLOCKED, False),  # Retarus' list, the Robinson list or ECOFAX
+    "PBLACKLIST": (_F, FailureClass.BLOCKED, False),  # the customer's own list
+    "MISSING_FAX_FILE": (_F, FailureClass.DOCUMENT, False),
+    "UNKNOWN_FAX_FILE": (_F, FailureClass.DOCUMENT, False),
+    "TIFF_PAGE_ERR": (_F, FailureClass.DOCUMENT, False),
+    "RENDERING_ERROR": (_F, FailureClass.DOCUMENT, False),
+    "REM_DIS": (_F, FailureClass.UNKNOWN, True),  # the receiver ended the call
+    "NO_TRAIN": (_F, FailureClass.UNKNOWN, True),  # the modems could not agree
+    "PAGE_SEND_ERR": (_F, FailureClass.UNKNOWN, True),
+    "PAGE_SEND_ERROR": (_F, FailureClass.UNKNOWN, True),
+    "NO_REMOTEINFO": (_F, FailureClass.UNKNOWN, True),
+    "BAD_LINES": (_F, FailureClass.UNKNOWN, True),
+    "FANS_GF": (_F, FailureClass.UNKNOWN, True),
+    "DIAL_GF": (_F, FailureClass.UNKNOWN, True),
+    "COMERROR": (_F, FailureClass.UNKNOWN, True),
+    "CANCELLED": (Status.CANCELED, None, False),
 }
+#: data centres per region: (high-availability host, data-centre hosts)
+REGIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "DE": ("faxws-ha.de", ("faxws.de1", "faxws.de2")),
+    "US": ("faxws-ha.us", ("faxws.us1", "faxws.us2")),
+    "CH": ("faxws-ha.ch", ("faxws.ch1",)),
+    "SG": ("faxws-ha.sg", ("faxws.sg1",)),
+}
+
+
+def region_urls(region: str) -> tuple[str, list[str]]:
+    """The HA URL jobs are sent to and the data-centre URLs reports are read at."""
+    ha, centres = REGIONS[region]
+    return f"https://{ha}.retarus.com/rest/v1", [f"https://{c}.retarus.com/rest/v1" for c in centres]
+
+
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -65,11 +113,18 @@ class RetarusSettings(HttpSettings):
     """Retarus Fax REST v1."""
 
     type: Literal["retarus"]
-    base_url: str = Field(default="https://faxws-ha.de.retarus.com/rest/v1", pattern=r"^https?://")
+    region: Literal["DE", "US", "CH", "SG"] = Field(
+        default="DE", description="Retarus region: sets base_url (its HA URL) and report_urls (its data centres)."
+    )
+    base_url: str = Field(
+        default="https://faxws-ha.de.retarus.com/rest/v1",
+        pattern=r"^https?://",
+        description="Where jobs are sent: the region's high-availability URL unless overridden.",
+    )
     report_urls: list[str] = Field(
         default_factory=list,
-        description="Data-centre URLs to read reports from (default: base_url). Jobs sent through the HA URL "
-        "must be queried at each data centre.",
+        description="Data-centre URLs where reports are read, every one of them (default: the region's). "
+        "Required with a base_url of your own.",
     )
     customer_number: str = Field(min_length=1, description="Retarus customer number, e.g. 99999TE.")
     username: SecretRef
@@ -90,6 +145,28 @@ class RetarusSettings(HttpSettings):
         "provably does not exist, which lets a lost answer be settled automatically.",
     )
     report_grace: Duration = Field(default=timedelta(hours=1), description="Time Retarus takes to file a report.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _region_urls(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        region = data.get("region", "DE")
+        if region not in REGIONS:
+            return data  # the field's own error names the choices
+        ha, centres = region_urls(region)
+        data = dict(data)
+        if data.get("base_url") is None:
+            data["base_url"] = ha
+        if not data.get("report_urls"):
+            if str(data["base_url"]).rstrip("/") != ha:
+                # Reports are never at the HA URL: a base_url of one's own needs its data centres named.
+                raise ValueError(
+                    "report_urls: required with a base_url of your own: list every data-centre URL where "
+                    "reports are read (Retarus keeps them there, never at the HA URL)"
+                )
+            data["report_urls"] = centres
+        return data
 
 
 class RetarusProvider(HttpProvider):
@@ -168,8 +245,6 @@ class RetarusProvider(HttpProvider):
         data = self.json(response, sends=True)
         job_id = data.get("jobId") if isinstance(data, dict) else None
         if not job_id:
-            from faxops.errors import OutcomeUnknownError
-
             raise OutcomeUnknownError(f"answer without a jobId: {str(data)[:200]}", provider=self.name)
         return Receipt(job_id=str(job_id))
 
@@ -179,13 +254,15 @@ class RetarusProvider(HttpProvider):
         return name if name.lower().endswith(f".{ext}") or name.lower().endswith(f".{fmt}") else f"{name}.{ext}"
 
     def _report_urls(self) -> list[str]:
-        return self.retarus.report_urls or [self.retarus.base_url]
+        return [url.rstrip("/") for url in self.retarus.report_urls]
 
     def status(self, job: JobRef) -> list[StatusUpdate]:
+        # Every data centre is asked until one holds the report: a 404 at one says nothing about the others.
         for url in self._report_urls():
-            response = self._get(f"{url.rstrip('/')}{self._path(f'/reports/{job.job_id}')}")
+            response = self._get(f"{url}{self._path(f'/reports/{job.job_id}')}")
             if response is not None:
-                return updates_from_report(self.json(response, sends=False))
+                report = self.read(Report, self.json(response, sends=False), f"the report of job {job.job_id}")
+                return updates_from_report(report.model_dump(by_alias=True))
         return []  # no report anywhere yet: the job is still running
 
     def _get(self, url: str) -> httpx.Response | None:
@@ -200,14 +277,15 @@ class RetarusProvider(HttpProvider):
         seen = 0
         full = False
         for url in self._report_urls():
-            response = self._get(f"{url.rstrip('/')}{self._path('/reports')}")
-            reports = (self.json(response, sends=False) or {}).get("reports", []) if response is not None else []
+            # A listing that fails raises: a data centre that did not answer proves nothing absent.
+            response = self.call("GET", f"{url}{self._path('/reports')}", auth=self._basic_auth(), sends=False)
+            reports = self.read(ReportList, self.json(response, sends=False), f"the report list at {url}").reports
             seen += len(reports)
             full = full or len(reports) >= 1000
             found = [
-                Receipt(job_id=str(r["jobId"]), updates=tuple(updates_from_report(r)))
+                Receipt(job_id=r.jobId, updates=tuple(updates_from_report(r.model_dump(by_alias=True))))
                 for r in reports
-                if (r.get("reference") or {}).get("customerDefinedId") == submission.reference
+                if r.reference is not None and r.reference.customerDefinedId == submission.reference
             ]
             if found:
                 return Lookup(decided=True, found=found, evidence=f"report of job {found[0].job_id} at {url}")
@@ -215,19 +293,51 @@ class RetarusProvider(HttpProvider):
         # nor when a list was full (only the oldest 1,000 are listed), nor after reports expire (30 days).
         now = datetime.now(UTC)
         settled = since is not None and now > since + self.retarus.job_validity + self.retarus.report_grace
+        asked = f"{len(self._report_urls())} data centre(s)"
         if settled and not full and since is not None and now - since < timedelta(days=30):
             return Lookup(
                 True,
                 (),
-                f"no report carries reference {submission.reference} among {seen} listed, and "
+                f"no report carries reference {submission.reference} among {seen} listed at {asked}, and "
                 f"a job sent then would have ended by {iso(since + self.retarus.job_validity)}",
             )
         why = "some report lists were full (1,000 entries)" if full else "Retarus reports only completed jobs"
         return Lookup(
             decided=False,
-            evidence=f"no completed report carries reference {submission.reference} among {seen} listed; {why}, "
-            "so run `faxops reconcile` again later",
+            evidence=f"no completed report carries reference {submission.reference} among {seen} listed at "
+            f"{asked}; {why}, so run `faxops reconcile` again later",
         )
+
+
+class _Loose(BaseModel):
+    """A report as the reference describes it: the fields faxops reads are checked, others ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class Reference(_Loose):
+    customerDefinedId: str | None = None
+
+
+class RecipientReport(_Loose):
+    number: str
+    status: str
+    reason: str | None = None
+    sentTs: str | None = None
+    durationInSecs: float | None = None
+
+
+class Report(_Loose):
+    """One job's report (``GET …/reports/{jobId}``)."""
+
+    jobId: str
+    recipientStatus: list[RecipientReport] = []
+    pages: int | None = None
+    reference: Reference | None = None
+
+
+class ReportList(_Loose):
+    reports: list[Report] = []
 
 
 def updates_from_report(report: Mapping[str, Any]) -> list[StatusUpdate]:
@@ -236,17 +346,19 @@ def updates_from_report(report: Mapping[str, Any]) -> list[StatusUpdate]:
     updates = []
     for item in report.get("recipientStatus") or []:
         raw = str(item.get("status") or "")
-        status, retryable = STATUS_MAP.get(raw, (Status.FAILED, None))
+        # A code Retarus has not documented is kept as it is and classed unknown: no guess from its words.
+        status, failure, retryable = STATUS.get(raw, (Status.FAILED, FailureClass.UNKNOWN, None))
         reason = item.get("reason") or None
         updates.append(
             StatusUpdate(
                 number=str(item.get("number")),
                 status=status,
                 raw=raw,
-                reason=None if status == Status.DELIVERED else (reason or raw),
+                reason=None if status == Status.DELIVERED and raw == "OK" else (reason or raw),
                 retryable=retryable,
                 pages=pages if isinstance(pages, int) else None,
                 at=parse_iso(item.get("sentTs")),
+                failure=failure,
                 duration=float(item["durationInSecs"]) if isinstance(item.get("durationInSecs"), int | float) else None,
             )
         )
