@@ -62,6 +62,7 @@ class FailureClass(enum.StrEnum):
 
 
 # Provider codes seen in the five APIs and the sandbox, upper-cased; anything else is classified by words.
+# (FAX.PLUS and Retarus updates carry their class from the provider module, which knows every code.)
 _CODES: dict[str, FailureClass] = {
     "BUSY": FailureClass.BUSY,
     "USER_BUSY": FailureClass.BUSY,
@@ -71,16 +72,12 @@ _CODES: dict[str, FailureClass] = {
     "FAILED_NO_ANSWER": FailureClass.NO_ANSWER,
     "NOFAX": FailureClass.NOT_FAX,
     "NO_FAX": FailureClass.NOT_FAX,
-    "FAILED_NOT_FAX": FailureClass.NOT_FAX,
     "INVALID_NUMBER": FailureClass.INVALID_NUMBER,
     "NUMBER_UNKNOWN": FailureClass.INVALID_NUMBER,
-    "FAILED_INVALID_NUMBER": FailureClass.INVALID_NUMBER,
     "FX_RECIPIENTS_INVALID": FailureClass.INVALID_NUMBER,
     "BLACKLISTED": FailureClass.BLOCKED,
     "FX_FILE_INVALID": FailureClass.DOCUMENT,
     "FX_MAX_FILES_REACHED": FailureClass.DOCUMENT,
-    "FAILED_CONVERSION": FailureClass.DOCUMENT,
-    "FAILED_INSUFFICIENT_CREDIT": FailureClass.ACCOUNT,
 }
 _WORDS: tuple[tuple[tuple[str, ...], FailureClass], ...] = (
     (("busy",), FailureClass.BUSY),

@@ -13,6 +13,9 @@ Facts and assumptions:
 * Docoon asks not to poll more than every 5 minutes (enforced by ``faxops refresh``), and answers 429 with
   ``Retry-After`` past 300 requests per minute.
 * Recipients per job: many; faxops uses at most 1,000 per job.
+* Assumed (the seed documents only ``/FaxJobs``): ``JobSummaries`` and ``JobItems`` answer a JSON list of
+  the job's entries, filtered by ``filterTid``, unpaged; errors other than 400's ``{Message, ModelState}``
+  are ``{"Message"}`` (401 with Basic credentials refused). An answer of another shape decides nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import httpx
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from faxops.domain import FailureClass, Receipt, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError
@@ -41,6 +44,16 @@ OUTCOME_CLASSES = {
     "I": FailureClass.INVALID_NUMBER,
     "D": FailureClass.DOCUMENT,
 }
+
+
+class _Summary(BaseModel):
+    """A ``JobSummaries`` entry (the fields the lookup reads)."""
+
+    model_config = ConfigDict(extra="ignore")
+    JobNumber: int | str
+
+
+_Summaries = RootModel[list[_Summary]]
 
 
 class DocoonSettings(HttpSettings):
@@ -166,11 +179,11 @@ class DocoonProvider(HttpProvider):
         response = self.call(
             "GET", "/JobSummaries", params={"filterTid": submission.reference}, auth=self._basic_auth(), sends=False
         )
-        summaries = self.json(response, sends=False)
-        jobs = [s for s in summaries if isinstance(s, dict)] if isinstance(summaries, list) else []
+        # Anything but a list of summaries decides nothing (an empty list of the right shape does).
+        jobs = self.read(_Summaries, self.json(response, sends=False), "the job summaries").root
         if not jobs:
             return Lookup(True, (), f"no job with TrackingID {submission.reference}")
-        found = [Receipt(job_id=str(j["JobNumber"])) for j in jobs]
+        found = [Receipt(job_id=str(j.JobNumber)) for j in jobs]
         items = self._items(submission.reference)
         if len(found) == 1:
             found = [Receipt(job_id=found[0].job_id, updates=tuple(self._updates(items)))]

@@ -118,7 +118,7 @@ class OutboxEntry(_Loose):
 
 
 class OutboxList(_Loose):
-    records: list[OutboxEntry] = []
+    records: list[OutboxEntry]
 
 
 class SentFax(_Loose):
@@ -135,7 +135,7 @@ class SentFax(_Loose):
 
 
 class _FaxListData(_Loose):
-    records: list[SentFax] = []
+    records: list[SentFax]
 
 
 class FaxList(_Loose):

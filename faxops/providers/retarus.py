@@ -337,7 +337,7 @@ class Report(_Loose):
 
 
 class ReportList(_Loose):
-    reports: list[Report] = []
+    reports: list[Report]
 
 
 def updates_from_report(report: Mapping[str, Any]) -> list[StatusUpdate]:

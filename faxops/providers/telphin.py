@@ -12,6 +12,10 @@ Facts and assumptions:
   or cost). ``PUT …/fax/out/{id}?action=cancel|retry``.
 * No client reference: a lost answer is found by listing the extension's faxes and matching the number
   and a time window. One match settles it, none proves it was not sent, several are held for a person.
+  Assumed: the list is the whole list (the seed documents no paging); if it ever answers a page
+  (``{"results", "next"}``) or another shape, or a matching fax's time cannot be read, nothing is decided.
+* Assumed: errors are ``{"status": code, "message"}`` like the documented 429 ``rate_limit_exceeded``;
+  the token endpoint sits at ``/oauth/token`` on the API host (OAuth2 client credentials, form-encoded).
 * Rate limit per hour for the whole account: 429 with ``X-RateLimit-*`` headers (no ``Retry-After``).
 """
 
@@ -25,7 +29,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from faxops.domain import Document, Receipt, Sender, Status, StatusUpdate, Submission
 from faxops.errors import AuthError, OutcomeUnknownError, Problem
@@ -42,6 +46,19 @@ STATUS_MAP: dict[str, tuple[Status, bool | None]] = {
     "canceled": (Status.CANCELED, False),
     "error": (Status.FAILED, None),
 }
+
+
+class _Fax(BaseModel):
+    """A sent fax as the list shows it (the fields the lookup reads)."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: int | str
+    dst_num: str
+    datetime: str | None = None
+    status: str | None = None
+
+
+_FaxList = RootModel[list[_Fax]]
 
 
 class TelphinSettings(HttpSettings):
@@ -187,7 +204,12 @@ class TelphinProvider(HttpProvider):
     def find(self, submission: Submission, since: datetime | None = None) -> Lookup:
         (recipient,) = submission.recipients
         listed = self.json(self.call("GET", self._out(), sends=False), sends=False)
-        faxes = listed if isinstance(listed, list) else (listed or {}).get("results", [])
+        # The seed shows a list; a paged {"results": [...], "next": ...} answer is read too. An answer of
+        # another shape, or a page that says more follow, proves nothing absent.
+        if isinstance(listed, dict) and listed.get("next"):
+            return Lookup(False, (), "the fax list is paged and only its first page was read")
+        rows = listed.get("results") if isinstance(listed, dict) else listed
+        faxes = [fax.model_dump() for fax in self.read(_FaxList, rows, "the list of sent faxes").root]
         zone = ZoneInfo(self.telphin.timezone)
         earliest = (since or datetime.now(UTC) - timedelta(days=1)) - timedelta(minutes=5)
         matches = []
@@ -197,7 +219,10 @@ class TelphinProvider(HttpProvider):
             try:
                 when = datetime.strptime(str(fax.get("datetime")), "%Y-%m-%d %H:%M:%S").replace(tzinfo=zone)
             except ValueError:
-                continue
+                # A fax to this number at an unreadable time might be this one: a person decides.
+                return Lookup(
+                    False, (), f"fax {fax['id']} to {fax['dst_num']} has an unreadable time {fax['datetime']!r}"
+                )
             if when >= earliest:
                 matches.append(fax)
         window = f"since {earliest.isoformat(timespec='seconds')}"

@@ -81,7 +81,15 @@ class DocoonSimulator(Simulator):
                 raise ApiError(400, "400", f"AdhocRecipients: {address} rejected: {self.rejected[number]}.")
             numbers.append(number)
             per[number] = {"name": recipient.get("Name"), "fields": recipient.get("OptionalFields") or []}
-        csid = (body.get("Parameter") or {}).get("Csid")
+        if body.get("LaunchType", 0) not in (0, 1, 2):
+            raise ApiError(400, "400", "LaunchType: 0 (send), 1 (proof) or 2 (preview).")
+        parameter = body.get("Parameter") or {}
+        if parameter.get("Media", 0) != 0 or parameter.get("Resolution", 0) not in (0, 1):
+            raise ApiError(400, "400", "Parameter: Media 0 (fax); Resolution 0 (standard) or 1 (fine).")
+        for listed in body.get("Lists") or []:
+            if listed.get("Type") != 0:
+                raise ApiError(400, "400", f"Lists: {listed.get('Name')} must have Type 0 (list).")
+        csid = parameter.get("Csid")
         if csid is not None and len(str(csid)) > 20:
             raise ApiError(400, "400", "Parameter.Csid: at most 20 characters.")
         tracking = body.get("TrackingID", body.get("TrackingId"))

@@ -40,6 +40,8 @@ class VoipNowSimulator(Simulator):
     def send(self, request: Request, user: str, extension: str) -> Response:
         if request.headers.get("Authorization", "") != f"Bearer {self.token}":
             raise ApiError(401, "unauthorized", "The access token is invalid")
+        if user not in ("@me", "@viewer", "@owner") and not user.isdigit():
+            raise ApiError(400, "fx_user_invalid", "userId: @me, @viewer, @owner or a user's id")
         if extension == "@self":
             raise ApiError(400, "fx_extension_invalid", "Extension cannot be set to @self")
         parts = request.form()
