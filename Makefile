@@ -46,5 +46,5 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) campaigns/*.lock.json campaigns/*.journal campaigns/.*.state-lock campaigns/*.inbox \
+	rm -rf $(VENV) .venv-contracts campaigns/*.lock.json campaigns/*.journal campaigns/.*.state-lock campaigns/*.inbox \
 		campaigns/.faxops campaigns/reports bench/work

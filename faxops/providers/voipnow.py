@@ -12,6 +12,8 @@ Facts and assumptions:
   fax, and says so ("accepted; delivery not reported by this provider"); an unknown outcome cannot be
   settled automatically and is held for a person (``faxops resolve``).
 * Numbers are sent as international digits without ``+`` (the seed's example is a bare local number).
+* Assumed (the seed is silent): a refused token answers 401 with the same ``{"error": {code, message}}``
+  body; ``userId`` is ``@me``, ``@viewer``, ``@owner`` or a numeric user id, as the seed lists them.
 """
 
 from __future__ import annotations
