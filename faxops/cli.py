@@ -964,7 +964,11 @@ def cmd_simulate(args: argparse.Namespace, output: Any) -> int:
         raise InputError(f"no simulator for {args.provider!r} (there are: {', '.join(sorted(SIMULATORS))})")
     sim = SIMULATORS[args.provider](port=args.port, transmit_seconds=args.transmit_seconds).start()
     output.line(f"{args.provider} simulator listening on {sim.url}")
-    output.line(f"Point a manifest at it with `provider: {{type: {args.provider}, base_url: {sim.base_url}, ...}}`;")
+    urls = ", ".join(
+        f"{key}: [{', '.join(value)}]" if isinstance(value, list) else f"{key}: {value}"
+        for key, value in sim.manifest_settings().items()
+    )
+    output.line(f"Point a manifest at it with `provider: {{type: {args.provider}, {urls}, ...}}`;")
     output.line("see campaigns/ for an example per provider. Control it under /_sim/ (faults, outcomes, advance).")
     _serve_until_interrupted(output, sim.stop)
     return EXIT_OK

@@ -34,7 +34,7 @@ def _manifest(root: Path, provider: dict[str, Any]) -> Path:
     return manifest
 
 
-@pytest.mark.parametrize("kind", ["faxplus", "docoon", "telphin"])
+@pytest.mark.parametrize("kind", ["faxplus", "docoon", "telphin", "retarus"])
 def test_simulate_prints_the_base_url_a_manifest_needs(
     kind: str, tmp_path: Path, cli: Cli, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -51,7 +51,10 @@ def test_simulate_prints_the_base_url_a_manifest_needs(
             found = re.search(r"base_url: (\S+),", hint)
             assert found, hint
             with SIMULATORS[kind]() as other:  # only for the credentials the battery uses
-                settings = {k: v for k, v in case.settings(other).items() if k != "base_url"}
+                settings = {k: v for k, v in case.settings(other).items() if k not in ("base_url", "report_urls")}
+            reports = re.search(r"report_urls: \[([^\]]+)\]", hint)  # Retarus: the data centres
+            if reports:
+                settings["report_urls"] = reports.group(1).split(", ")
             manifest = _manifest(tmp_path, {"type": kind, "base_url": found.group(1), **settings})
             result = cli("apply", manifest, "--auto-approve")
             assert result.code == 0, result.err

@@ -70,6 +70,7 @@ class RetarusSimulator(Simulator):
     """``POST /rest/v1/{custNr}/fax``; ``/{dc}/rest/v1/{custNr}/fax/reports[/{jobId}]``; HTTP Basic."""
 
     name = "retarus"
+    api_prefix = "/rest/v1"  # base_url is the high-availability URL: where jobs are sent
 
     def __init__(
         self,
@@ -90,14 +91,12 @@ class RetarusSimulator(Simulator):
         super().__init__(host, port, transmit_seconds=transmit_seconds)
 
     @property
-    def base_url(self) -> str:
-        """The high-availability URL: where jobs are sent."""
-        return f"{self.url}/rest/v1"
-
-    @property
     def report_urls(self) -> list[str]:
         """The data centres' URLs: where reports are read and deleted."""
         return [f"{self.url}/{dc}/rest/v1" for dc in self.data_centres]
+
+    def manifest_settings(self) -> dict[str, str | list[str]]:
+        return {"base_url": self.base_url, "report_urls": self.report_urls}
 
     def routes(self) -> list[tuple[str, str, Any]]:
         dc = r"(?:/(?P<dc>[a-z]+\d))?/rest/v1/(?P<cust>[^/]+)/fax"

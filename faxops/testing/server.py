@@ -195,6 +195,10 @@ class Simulator:
         """What a manifest's ``provider.base_url`` must say to reach this simulator."""
         return self.url + self.api_prefix
 
+    def manifest_settings(self) -> dict[str, str | list[str]]:
+        """The URL settings a manifest needs to reach this simulator (``base_url`` first)."""
+        return {"base_url": self.base_url}
+
     def start(self) -> Simulator:
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sim-{self.name}", daemon=True
