@@ -249,7 +249,8 @@ def test_opening_a_campaign_registers_its_secrets_and_basic_header(
     monkeypatch.setenv("R_PASSWORD", SECRET)
     camp = make_campaign(
         manifest="campaign: {name: t}\n"
-        "provider: {type: retarus, base_url: 'http://127.0.0.1:9', customer_number: '99999TE',"
+        "provider: {type: retarus, base_url: 'http://127.0.0.1:9', report_urls: ['http://127.0.0.1:9'],"
+        " customer_number: '99999TE',"
         " username: '${env:R_USER}', password: '${env:R_PASSWORD}'}\n"
         "sender: {number: '+493012340000', header: 'Nordwind'}\n"
         "documents: [letter.pdf]\n"
