@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, TextIO, cast
+from typing import Any, NoReturn, TextIO, cast
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -102,8 +102,29 @@ def _refresh_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+class UsageError(Exception):
+    """A command line argparse refused: shown with the usage of the (sub)command it belongs to."""
+
+    def __init__(self, usage: str, message: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+        self.message = message
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is exit 1, not 2.
+
+    argparse exits 2, which is also ``plan --detailed-exitcode``'s "changes pending": a CI script could
+    not tell a typo from work to do (Terraform exits 1 on usage errors too). Raising instead of exiting
+    also lets ``main`` return the code like every other error. Subparsers inherit this class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(self.format_usage(), f"{self.prog}: error: {message}")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="faxops",
         description="Declarative fax campaigns: plan what would be sent, apply it exactly once, record every job.",
     )
@@ -250,7 +271,11 @@ def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except UsageError as exc:
+        sys.stderr.write(f"{exc.usage}{exc.message}\n")
+        return EXIT_ERROR
     # Everything printed, by rich or written directly, passes the secret scrubber on its way out.
     secrets.clear()
     stdout, stderr = sys.stdout, sys.stderr
