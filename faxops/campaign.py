@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -196,14 +196,17 @@ def make_provider(loaded: LoadedManifest) -> Provider:
     return provider_cls(settings, ProviderContext(base_dir=loaded.base_dir, campaign=loaded.name))
 
 
-def open_campaign(path: Path, *, use_cache: bool = True, secrets: bool = True) -> Campaign:
+def open_campaign(
+    path: Path, *, use_cache: bool = True, secrets: bool = True, allow_outside: Sequence[Path] = ()
+) -> Campaign:
     """Load the manifest and everything it names; raise ``InputError`` listing every problem.
 
     ``secrets=False`` is for commands that never call the provider (``plan --refresh=false``, ``plan
     --at``): a reviewer without the credentials can still see the plan. Providers resolve secrets only
-    when they call out, so nothing else needs them.
+    when they call out, so nothing else needs them. ``allow_outside``: folders outside the manifest's
+    own that it may name files in (``--allow-outside``).
     """
-    loaded = load_manifest(path)
+    loaded = load_manifest(path, allow_outside=allow_outside)
     problems: list[Problem] = []
     documents: list[Document] = []
     for i, spec in enumerate(loaded.model.documents):
@@ -217,6 +220,8 @@ def open_campaign(path: Path, *, use_cache: bool = True, secrets: bool = True) -
             problems.append(loaded.problem(loc, f"{doc_path} is a directory, not a document"))
         except PermissionError:
             problems.append(loaded.problem(loc, f"document is not readable: {doc_path}"))
+        except OSError as exc:  # a symlink loop (ELOOP), a FIFO, an I/O error: the file's problem, not ours
+            problems.append(loaded.problem(loc, f"cannot read the document {doc_path}: {exc.strerror or exc}"))
         except DocumentError as exc:
             problems.append(loaded.problem(loc, f"{doc_path.name}: {exc}"))
     for loc, other in iter_paths(loaded):

@@ -130,6 +130,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"faxops {__version__}")
     parser.add_argument("--no-color", action="store_true", help="plain output (also: NO_COLOR=1)")
+    parser.add_argument(
+        "--allow-outside",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="PATH",
+        help="let the manifest name files under PATH, outside its own folder (repeatable; also "
+        "FAXOPS_ALLOW_OUTSIDE=PATH:PATH)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("validate", help="check manifests: schema, files, documents, numbers, secrets")
@@ -329,7 +338,7 @@ def cmd_validate(args: argparse.Namespace, output: Any) -> int:
     failed = False
     for path in args.manifests:
         try:
-            campaign = open_campaign(path)
+            campaign = open_campaign(path, allow_outside=args.allow_outside)
             problems, valid = check_recipients(campaign, cpu_workers())
             problems = campaign.warnings + problems
         except InputError as exc:
@@ -406,7 +415,7 @@ def cmd_plan(args: argparse.Namespace, output: Any) -> int:
         args.planfile = args.manifest
         return cmd_show(args, output)
     may_refresh = args.refresh and args.at is None
-    campaign = open_campaign(args.manifest, secrets=may_refresh)
+    campaign = open_campaign(args.manifest, secrets=may_refresh, allow_outside=args.allow_outside)
     state = load_state(campaign.paths)
     try:
         # Only when something is open: a warm plan of a million delivered recipients reads the state once.
@@ -562,7 +571,7 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
 
     saved = planfile.load(args.target) if planfile.looks_like_plan(args.target) else None
     manifest = planfile.manifest_of(saved, args.target) if saved else args.target
-    campaign = open_campaign(manifest)
+    campaign = open_campaign(manifest, allow_outside=args.allow_outside)
     if saved:
         planfile.check_bound(saved, campaign.name, campaign.paths.lockfile)
         planfile.check_inputs(saved, campaign.input_digests())
@@ -758,7 +767,7 @@ def cmd_status(args: argparse.Namespace, output: Any) -> int:
     from faxops.state.lockfile import read_header
     from faxops.state.records import counted_attempts
 
-    loaded = load_manifest(args.manifest)
+    loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
     paths = StatePaths.for_manifest(args.manifest)
     header = read_header(paths.lockfile)
     if args.number:
@@ -827,7 +836,7 @@ def cmd_reconcile(args: argparse.Namespace, output: Any) -> int:
     from faxops.campaign import open_campaign
     from faxops.reconcile import reconcile
 
-    campaign = open_campaign(args.manifest)
+    campaign = open_campaign(args.manifest, allow_outside=args.allow_outside)
     with _state_writer(campaign, output, "reconcile", args.lock_timeout) as writer:
         report = reconcile(campaign, writer, writer.state())
     output.reconcile(report)
@@ -842,7 +851,7 @@ def cmd_resolve(args: argparse.Namespace, output: Any) -> int:
     from faxops.state.journal import now_iso
     from faxops.state.lock import LockInfo
 
-    loaded = load_manifest(args.manifest)
+    loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
     number = _number_arg(args.number, loaded)  # read as cancel and --resend read it, before taking the lock
     writer = StateWriter(
         StatePaths.for_manifest(args.manifest), loaded.name, operation="resolve", lock_timeout=args.lock_timeout
@@ -881,7 +890,7 @@ def cmd_refresh(args: argparse.Namespace, output: Any) -> int:
     from faxops.campaign import open_campaign
     from faxops.tracking import refresh
 
-    campaign = open_campaign(args.manifest)
+    campaign = open_campaign(args.manifest, allow_outside=args.allow_outside)
     with _state_writer(campaign, output, "refresh", args.lock_timeout) as writer, _Signals(output) as signals:
         report = refresh(campaign, writer, force=args.force, stop=signals.stop)
     if not report.open and not report.pushed:
@@ -898,7 +907,7 @@ def cmd_cancel(args: argparse.Namespace, output: Any) -> int:
 
     if not args.numbers and not args.all:
         raise InputError("name the recipients to cancel, or pass --all to cancel every queued fax")
-    campaign = open_campaign(args.manifest)
+    campaign = open_campaign(args.manifest, allow_outside=args.allow_outside)
     numbers = {_number_arg(n, campaign.loaded) for n in args.numbers} if args.numbers else None
     with _state_writer(campaign, output, "cancel", args.lock_timeout) as writer:
         report = cancel(campaign, writer, numbers)
@@ -915,7 +924,7 @@ def cmd_report(args: argparse.Namespace, output: Any) -> int:
     from faxops.campaign import cpu_workers, open_campaign
     from faxops.state import load_state
 
-    campaign = open_campaign(args.manifest)
+    campaign = open_campaign(args.manifest, allow_outside=args.allow_outside)
     campaign.provider.close()
     report = reports.build(campaign, campaign.plan(load_state(campaign.paths), cpu_workers()))
     if args.format:
@@ -942,7 +951,7 @@ def cmd_webhook(args: argparse.Namespace, output: Any) -> int:
     from faxops.state import StatePaths
 
     _log_to_stderr("faxops.webhook", "uvicorn.error")
-    loaded = load_manifest(args.manifest)
+    loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
     credentials = credentials_for(loaded)
     receiver = Receiver(
         StatePaths.for_manifest(args.manifest), loaded.name, credentials, host=args.host, port=args.port

@@ -81,14 +81,39 @@ def count_pages(path: Path, fmt: str) -> int | None:
         except (PdfReadError, ValueError, KeyError, OSError) as exc:
             raise DocumentError(f"damaged PDF: {exc}") from None
     if fmt in ("tiff", "gif", "png", "jpeg"):
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as image:
-                return int(getattr(image, "n_frames", 1))
-        except (UnidentifiedImageError, OSError) as exc:
-            raise DocumentError(f"damaged image: {exc}") from None
+        return _image_pages(path)
     return None
+
+
+#: Most pixels on one page. A fine-mode A4 fax page is about 1728 x 2300 (4 Mpx); even 600 dpi A3 is
+#: 70 Mpx. Anything larger is a mistake or a decompression bomb (a few KB that unpack to gigabytes).
+MAX_PAGE_PIXELS = 80_000_000
+
+
+def _image_pages(path: Path) -> int:
+    import warnings
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns at its own limit and raises at twice it; we decide with our limit below.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                frames = int(getattr(image, "n_frames", 1))
+                width, height = image.size
+    except Image.DecompressionBombError:
+        raise DocumentError(
+            f"the image is far larger than a fax page (over {MAX_PAGE_PIXELS:,} pixels): refusing to decode it"
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise DocumentError(f"damaged image: {exc}") from None
+    if width * height > MAX_PAGE_PIXELS:
+        raise DocumentError(
+            f"the image is {width:,} x {height:,} pixels, far larger than a fax page "
+            f"(at most {MAX_PAGE_PIXELS:,} pixels): refusing to decode it"
+        )
+    return frames
 
 
 def load_document(path: Path, name: str | None = None) -> Document:

@@ -8,14 +8,15 @@ scalars, never arbitrary Python objects. Values are converted to plain Python be
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import phonenumbers
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator, model_validator
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
@@ -220,16 +221,18 @@ class ScheduleSpec(StrictModel):
                 raise ValueError("expire_at must be after start_at")
         return self
 
-    @model_validator(mode="after")
-    def _timezone(self) -> ScheduleSpec:
-        if self.timezone is not None:
+    # A field validator, not a model validator: its error is located on the `timezone:` line itself.
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        if value is not None:
             from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
             try:
-                ZoneInfo(self.timezone)
+                ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError) as exc:
-                raise ValueError(f"unknown time zone {self.timezone!r}") from exc
-        return self
+                raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)") from exc
+        return value
 
 
 class RetryClass(StrictModel):
@@ -426,8 +429,46 @@ def locate(
     return (None, None)
 
 
-def _plain(node: Any, path: tuple[str | int, ...], positions: dict[tuple[str | int, ...], Position]) -> Any:
+#: Most values a manifest may expand to. A real one has hundreds; a YAML alias bomb ("billion laughs":
+#: each anchor a list of aliases of the one before) expands a few KB into billions, and would hang here.
+MAX_MANIFEST_VALUES = 100_000
+#: Largest manifest file read. Manifests are hand-written; lists of recipients belong in files.
+MAX_MANIFEST_BYTES = 1 << 20
+
+
+class _Budget:
+    """Counts the values built from the YAML, so that aliases cannot make the copy explode."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.left = MAX_MANIFEST_VALUES
+
+    def spend(self, where: tuple[str | int, ...], positions: dict[tuple[str | int, ...], Position]) -> None:
+        self.left -= 1
+        if self.left < 0:
+            # Under aliases, inner positions are the anchor's; name the top-level key that expands.
+            where = where[:1]
+            line, col = locate(positions, where)
+            raise InputError(
+                f"{self.path}: the manifest expands to more than {MAX_MANIFEST_VALUES:,} values",
+                [
+                    Problem(
+                        f"more than {MAX_MANIFEST_VALUES:,} values once YAML aliases (*name) are expanded; "
+                        "refusing what looks like an alias bomb",
+                        file=self.path,
+                        line=line,
+                        column=col,
+                        field=format_loc(where) or None,
+                    )
+                ],
+            )
+
+
+def _plain(
+    node: Any, path: tuple[str | int, ...], positions: dict[tuple[str | int, ...], Position], budget: _Budget
+) -> Any:
     """Convert ruamel's round-trip nodes to plain Python, recording the position of every path."""
+    budget.spend(path, positions)
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
         for key in node:
@@ -437,7 +478,7 @@ def _plain(node: Any, path: tuple[str | int, ...], positions: dict[tuple[str | i
                 positions[sub] = (line + 1, col + 1)
             except (KeyError, TypeError):
                 pass
-            out[str(key)] = _plain(node[key], sub, positions)
+            out[str(key)] = _plain(node[key], sub, positions, budget)
         return out
     if isinstance(node, CommentedSeq):
         items = []
@@ -448,7 +489,7 @@ def _plain(node: Any, path: tuple[str | int, ...], positions: dict[tuple[str | i
                 positions[sub] = (line + 1, col + 1)
             except (KeyError, TypeError, IndexError):
                 pass
-            items.append(_plain(item, sub, positions))
+            items.append(_plain(item, sub, positions, budget))
         return items
     if isinstance(node, bool) or node is None:
         return node
@@ -487,6 +528,10 @@ def _pydantic_problems(
         # Unions add the tag (e.g. 'sandbox') or a validator name to the location; drop it for the user.
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and _is_union_tag(err["loc"], p)))
         message = _PYDANTIC_MESSAGES.get(err["type"], err["msg"])
+        if err["type"] == "union_tag_invalid" and "ctx" in err:
+            # The tag's own key (provider.type, reporting[0].type), not the section above it.
+            loc = (*loc, str(err["ctx"]["discriminator"]).strip("'"))
+            message = f"unknown type {err['ctx']['tag']!r} (one of {err['ctx']['expected_tags']})"
         if err["type"] == "value_error":
             message = str(err["ctx"].get("error", message)) if "ctx" in err else message
         line, col = locate(positions, loc)
@@ -508,14 +553,77 @@ _yaml = YAML(typ="rt")
 _yaml.allow_duplicate_keys = False
 
 
-def load_manifest(path: Path) -> LoadedManifest:
-    """Read and validate a manifest; raise ``InputError`` listing every problem with its position."""
+ALLOW_OUTSIDE_ENV = "FAXOPS_ALLOW_OUTSIDE"
+
+
+def allowed_roots(flags: Sequence[Path] = ()) -> list[Path]:
+    """Folders outside a campaign that its manifest may name: ``--allow-outside`` plus $FAXOPS_ALLOW_OUTSIDE.
+
+    Both come from the person running faxops, never from the manifest, which may come from a pull request.
+    """
+    named = [Path(p) for p in os.environ.get(ALLOW_OUTSIDE_ENV, "").split(os.pathsep) if p]
+    return [*flags, *named]
+
+
+def _inside(real: str, roots: Sequence[str]) -> bool:
+    return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
+
+
+def _outside_problems(loaded: LoadedManifest, allow_outside: Sequence[Path]) -> list[Problem]:
+    """Every file the manifest names that is not inside its folder (after symlinks) nor explicitly allowed.
+
+    A manifest in Git is input from whoever can open a pull request: without this, ``documents:
+    [/etc/passwd]`` would fax a file of the CI runner, and a report path could overwrite one.
+    """
+    base = os.path.realpath(loaded.base_dir)
+    roots = [base, *(os.path.realpath(p.expanduser()) for p in allow_outside)]
+    named = [*iter_paths(loaded)]
+    named += [
+        (("reporting", i, "path"), loaded.resolve(t.path))
+        for i, t in enumerate(loaded.model.reporting)
+        if isinstance(t, FileReport)
+    ]
+    problems = []
+    for loc, target in named:
+        # realpath (not Path.resolve) never raises on a symlink loop; the loop is reported when opened.
+        real = os.path.realpath(target)
+        if not _inside(real, roots):
+            shown = f"{target} (a link to {real})" if real != os.path.abspath(target) else real
+            problems.append(
+                loaded.problem(
+                    loc,
+                    f"{shown} is outside the campaign folder {base}; a manifest may only name files inside its "
+                    f"folder unless you allow it: --allow-outside {os.path.dirname(real)}",
+                )
+            )
+    return problems
+
+
+def load_manifest(path: Path, *, allow_outside: Sequence[Path] = ()) -> LoadedManifest:
+    """Read and validate a manifest; raise ``InputError`` listing every problem with its position.
+
+    Files it names must lie inside its folder or under one of ``allow_outside`` (see ``allowed_roots``).
+    """
     try:
-        raw = path.read_bytes()
+        with path.open("rb") as fh:
+            # Read one byte past the limit instead of stat(): the file may be a pipe or still growing.
+            raw = fh.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise InputError(f"{path}: no such manifest") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read the manifest: {exc.strerror}") from None
+    if len(raw) > MAX_MANIFEST_BYTES:
+        raise InputError(
+            f"{path}: the manifest is larger than {MAX_MANIFEST_BYTES // 1024} KB",
+            [
+                Problem(
+                    f"over {MAX_MANIFEST_BYTES // 1024} KB: a manifest names its lists and documents, it does not "
+                    "hold them (put recipients in a CSV/XLSX file under recipients.files)",
+                    file=path,
+                    line=1,
+                )
+            ],
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -534,7 +642,7 @@ def load_manifest(path: Path) -> LoadedManifest:
     except YAMLError as exc:
         raise InputError("the manifest is not valid YAML", [Problem(f"malformed YAML: {exc}", file=path)]) from None
     positions: dict[tuple[str | int, ...], Position] = {}
-    data = _plain(document, (), positions)
+    data = _plain(document, (), positions, _Budget(path))
     if not isinstance(data, dict):
         raise InputError(
             "the manifest must be a mapping",
@@ -545,7 +653,11 @@ def load_manifest(path: Path) -> LoadedManifest:
     except ValidationError as exc:
         problems = _pydantic_problems(path, exc, positions)
         raise InputError(f"{path}: {len(problems)} problem(s) in the manifest", problems) from None
-    return LoadedManifest(path=path, model=model, positions=positions, digest=hashlib.sha256(raw).hexdigest())
+    loaded = LoadedManifest(path=path, model=model, positions=positions, digest=hashlib.sha256(raw).hexdigest())
+    outside = _outside_problems(loaded, allowed_roots(allow_outside))
+    if outside:
+        raise InputError(f"{path}: {len(outside)} file(s) outside the campaign folder", outside)
+    return loaded
 
 
 def campaign_schema() -> dict[str, Any]:
