@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -24,9 +24,10 @@ from faxops.fields import resolve_secret, secret_problem
 from faxops.manifest import LoadedManifest, iter_paths, load_manifest
 from faxops.plan import Plan, Rules, make_plan
 from faxops.providers import REGISTRY, Provider, ProviderContext
-from faxops.recipients import NumberCache, global_suppression_list, iter_rows, load_suppressions, resolve_rows
+from faxops.recipients import NumberCache, iter_rows, resolve_rows
 from faxops.schedule import RetryPolicy, Schedule
 from faxops.state import RecordedState, StatePaths
+from faxops.suppression import global_suppression_list, load_suppressions
 
 _SECRET_PREFIXES = ("${env:", "${file:")
 
@@ -108,10 +109,15 @@ class Campaign:
         now: datetime | None = None,
         resend: Mapping[str, str] | None = None,
     ) -> Plan:
-        """The plan for this campaign against ``state``; an empty recipient list is an input error."""
+        """The plan for this campaign against ``state``.
+
+        An empty recipient list is an input error, and so is a list with too many invalid rows
+        (``recipients.max_invalid_percent``): see ``invalid_share_problem``.
+        """
+        tally = _Tally()
         plan = make_plan(
             self.name,
-            self.candidates(workers),
+            tally.count(self.candidates(workers)),
             state.summaries,
             suppressed=self.suppressed,
             rules=self.rules(now, resend),
@@ -123,6 +129,9 @@ class Campaign:
                 "the recipient list is empty",
                 [self.loaded.problem(("recipients",), "no recipient rows found in the inline entries or files")],
             )
+        problem = invalid_share_problem(self.loaded, tally)
+        if problem is not None:
+            raise InputError("too many recipient rows have no valid number; nothing was sent", [problem])
         return plan
 
     def applied_with(self) -> dict[str, Any]:
@@ -144,6 +153,50 @@ class Campaign:
             return str(path.resolve().relative_to(self.loaded.base_dir.resolve()))
         except ValueError:
             return str(path.resolve())
+
+
+class _Tally:
+    """Counts valid and invalid rows as they stream past, keeping the first invalid ones as examples."""
+
+    def __init__(self) -> None:
+        self.valid = 0
+        self.invalid = 0
+        self.examples: list[Invalid] = []
+
+    def count(self, candidates: Iterable[Recipient | Invalid]) -> Iterator[Recipient | Invalid]:
+        for candidate in candidates:
+            if isinstance(candidate, Invalid):
+                self.invalid += 1
+                if len(self.examples) < 3:
+                    self.examples.append(candidate)
+            else:
+                self.valid += 1
+            yield candidate
+
+
+def invalid_share_problem(loaded: LoadedManifest, tally: _Tally) -> Problem | None:
+    """An error when no row, or too small a share of rows, has a valid number; else None.
+
+    Invalid rows are skipped with a warning, which is right for a few typos but not for a wrong
+    ``default_region`` or number column: that would quietly shrink the campaign to a fraction.
+    """
+    total = tally.valid + tally.invalid
+    if not tally.invalid:
+        return None
+    limit = loaded.model.recipients.max_invalid_percent
+    share = 100 * tally.invalid / total
+    if tally.valid and share <= limit:
+        return None
+    examples = "; ".join(f"{e.source}: {e.raw!r} ({e.reason})" for e in tally.examples)
+    if not tally.valid:
+        message = f"none of the {total:,} recipient rows has a valid number (e.g. {examples})"
+    else:
+        message = (
+            f"{tally.invalid:,} of {total:,} recipient rows ({share:.0f} %) have no valid number, more than "
+            f"recipients.max_invalid_percent ({limit:g} %) allows (e.g. {examples}); check default_region and "
+            "the number column, or raise the limit"
+        )
+    return loaded.problem(("recipients",), message)
 
 
 def _sha256(path: Path) -> str:
@@ -375,8 +428,8 @@ def _personalisation_warnings(loaded: LoadedManifest, provider: Provider) -> lis
 def check_recipients(campaign: Campaign, workers: int = 1) -> tuple[list[Problem], int]:
     """Stream the whole list: warnings for invalid rows, an error for an empty list; and the valid count."""
     problems: list[Problem] = []
-    valid = 0
-    for candidate in campaign.candidates(workers):
+    tally = _Tally()
+    for candidate in tally.count(campaign.candidates(workers)):
         if isinstance(candidate, Invalid):
             problems.append(
                 Problem(
@@ -385,8 +438,9 @@ def check_recipients(campaign: Campaign, workers: int = 1) -> tuple[list[Problem
                     severity="warning",
                 )
             )
-        else:
-            valid += 1
-    if valid == 0:
+    if tally.valid + tally.invalid == 0:
         problems.append(campaign.loaded.problem(("recipients",), "the recipient list has no valid number"))
-    return problems, valid
+    share = invalid_share_problem(campaign.loaded, tally)
+    if share is not None:
+        problems.append(share)
+    return problems, tally.valid

@@ -965,7 +965,7 @@ def cmd_webhook(args: argparse.Namespace, output: Any) -> int:
 
 
 def cmd_suppress(args: argparse.Namespace, output: Any) -> int:
-    from faxops.recipients import add_suppression, global_suppression_list
+    from faxops.suppression import add_suppression, global_suppression_list
 
     path = args.list or global_suppression_list()
     if path is None:

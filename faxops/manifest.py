@@ -137,7 +137,9 @@ class RecipientFile(StrictModel):
     path: str = Field(min_length=1, description="Path relative to the manifest.")
     format: Literal["csv", "tsv", "xlsx"] | None = Field(default=None, description="Default: by extension.")
     columns: Columns = Field(default_factory=Columns)
-    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
+    delimiter: str | None = Field(
+        default=None, min_length=1, max_length=1, description="Default: sniffed from the header line."
+    )
     encoding: str = "utf-8-sig"
     sheet: str | None = Field(default=None, description="XLSX sheet name (default: the first).")
     default_region: Region = Field(default=None, description="Region for national numbers in this file.")
@@ -159,13 +161,35 @@ class RecipientsSpec(StrictModel):
     )
     inline: list[InlineRecipient] = Field(default_factory=list)
     files: list[RecipientFile] = Field(default_factory=list)
+    max_invalid_percent: float = Field(
+        default=20,
+        ge=0,
+        le=100,
+        description="Refuse the campaign when more than this share of rows has no valid number (a wrong "
+        "default_region or column would otherwise quietly drop most of a list).",
+    )
+
+
+class SuppressColumns(StrictModel):
+    """Which column of a suppression list holds the number."""
+
+    number: str = Field(description="Column with the fax number.")
 
 
 class SuppressFile(StrictModel):
     """A list of numbers never to send to (CSV/TSV/XLSX with a header, or plain text: one per line)."""
 
     path: str = Field(min_length=1)
-    column: str | None = Field(default=None, description="Column with the number (default: 'number', else the first).")
+    format: Literal["csv", "tsv", "xlsx", "txt"] | None = Field(default=None, description="Default: by extension.")
+    columns: SuppressColumns | None = Field(
+        default=None, description="Column with the number (default: 'number', else the first)."
+    )
+    column: str | None = Field(default=None, description="Same as columns.number (older spelling).")
+    delimiter: str | None = Field(
+        default=None, min_length=1, max_length=1, description="Default: sniffed from the header line."
+    )
+    encoding: str = "utf-8-sig"
+    sheet: str | None = Field(default=None, description="XLSX sheet name (default: the first).")
     reason: str | None = Field(default=None, description="Why these numbers are suppressed (shown in plans).")
     default_region: Region = None
 

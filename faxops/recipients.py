@@ -8,13 +8,9 @@ spread over all cores.
 
 from __future__ import annotations
 
-import csv
-import getpass
-import io
 import multiprocessing
 import os
 import re
-import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +18,9 @@ from pathlib import Path
 import phonenumbers
 
 from faxops.domain import Invalid, Recipient
-from faxops.errors import InputError, Problem
-from faxops.manifest import LoadedManifest, RecipientFile, SuppressFile
-from faxops.state.journal import now_iso
-
-csv.field_size_limit(1 << 20)
+from faxops.errors import InputError
+from faxops.manifest import LoadedManifest, RecipientFile
+from faxops.tables import ListFile, file_format, iter_table, number_text
 
 _E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")
 _STRIP_RE = re.compile(r"[\s().\-/]")
@@ -178,62 +172,6 @@ def _parallel(args: list[tuple[str, str | None]], workers: int) -> list[str | No
 # --- reading lists ---------------------------------------------------------------------------------
 
 
-def _file_format(spec: RecipientFile | SuppressFile, path: Path) -> str:
-    fmt = getattr(spec, "format", None)
-    if fmt:
-        return str(fmt)
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        return "xlsx"
-    if suffix in (".tsv", ".tab"):
-        return "tsv"
-    if suffix == ".txt":
-        return "txt"
-    return "csv"
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _iter_table(
-    path: Path, fmt: str, encoding: str, delimiter: str | None, sheet: str | None
-) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) for each row of a CSV/TSV/XLSX file, header first."""
-    if fmt == "xlsx":
-        from openpyxl import load_workbook
-
-        try:
-            book = load_workbook(path, read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises a zoo of exceptions on damaged files
-            raise InputError(f"{path}: cannot read the workbook: {exc}") from None
-        try:
-            if sheet is not None and sheet not in book.sheetnames:
-                raise InputError(f"{path}: no sheet named {sheet!r} (sheets: {', '.join(book.sheetnames)})")
-            ws = book[sheet] if sheet else book.worksheets[0]
-            for index, values in enumerate(ws.iter_rows(values_only=True), start=1):
-                yield index, [_cell(v) for v in values]
-        finally:
-            book.close()
-        return
-    sep = delimiter or ("\t" if fmt == "tsv" else ",")
-    try:
-        with path.open(newline="", encoding=encoding) as fh:
-            reader = csv.reader(fh, delimiter=sep)
-            line = 1
-            for cells in reader:
-                yield line, cells
-                line = reader.line_num + 1
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path}: not {encoding} text (byte {exc.start}); set `encoding:` for this list") from None
-    except csv.Error as exc:
-        raise InputError(f"{path}: malformed CSV: {exc}") from None
-
-
 def _open_problem(loaded: LoadedManifest, loc: tuple[str | int, ...], path: Path) -> InputError | None:
     if not path.exists():
         return InputError(f"{path}: no such file", [loaded.problem(loc, f"file not found: {path}")])
@@ -264,8 +202,8 @@ def _iter_file(loaded: LoadedManifest, index: int, rfile: RecipientFile, region:
     error = _open_problem(loaded, loc, path)
     if error:
         raise error
-    fmt = _file_format(rfile, path)
-    rows = _iter_table(path, fmt, rfile.encoding, rfile.delimiter, rfile.sheet)
+    fmt = file_format(path, rfile.format)
+    rows = iter_table(ListFile(path, fmt, rfile.encoding, rfile.delimiter, rfile.sheet))
     header = next(rows, None)
     if header is None:
         return
@@ -295,7 +233,7 @@ def _iter_file(loaded: LoadedManifest, index: int, rfile: RecipientFile, region:
     for line, cells in rows:
         if len(cells) < width:
             cells = cells + [""] * (width - len(cells))
-        raw = cells[num_i].strip()
+        raw = number_text(path, line, num_i + 1, cells[num_i])
         if not raw and not any(cells):
             continue  # blank line
         name = cells[name_i].strip() or None if name_i is not None else None
@@ -327,114 +265,3 @@ def _resolve_batch(batch: list[Row], cache: NumberCache, workers: int) -> Iterat
         else:
             _, reason = normalise(raw, row.region)
             yield Invalid(raw, row.source, reason or "not a valid number")
-
-
-def load_suppressions(
-    loaded: LoadedManifest, extra: Iterable[tuple[Path, str]] = ()
-) -> tuple[dict[str, str], list[Problem]]:
-    """Numbers never to send to, mapped to the reason shown in plans; plus warnings for bad rows."""
-    suppressed: dict[str, str] = {}
-    warnings: list[Problem] = []
-    default_region = loaded.model.recipients.default_region
-    for i, sfile in enumerate(loaded.model.suppress):
-        path = loaded.resolve(sfile.path)
-        error = _open_problem(loaded, ("suppress", i, "path"), path)
-        if error:
-            raise error
-        reason = sfile.reason or f"suppressed by {path.name}"
-        region = sfile.default_region or default_region
-        for raw, source in _suppress_rows(loaded, i, sfile, path):
-            e164, why = normalise(raw, region)
-            if e164 is None:
-                warnings.append(Problem(f"suppression entry {raw!r} ignored: {why}", file=source, severity="warning"))
-            else:
-                suppressed.setdefault(e164, reason)
-    for path, reason in extra:
-        if not path.exists():
-            continue
-        try:
-            with path.open(encoding="utf-8-sig", newline="") as fh:
-                for line_no, row in enumerate(csv.reader(fh), start=1):
-                    raw = row[0].strip() if row else ""
-                    if not raw or raw.startswith("#") or raw == "number":
-                        continue
-                    e164, why = normalise(raw, default_region)
-                    if e164 is None:
-                        warnings.append(
-                            Problem(f"entry {raw!r} ignored: {why}", file=f"{path}:{line_no}", severity="warning")
-                        )
-                        continue
-                    said = row[1].strip() if len(row) > 1 and row[1].strip() else None
-                    suppressed.setdefault(e164, f"{reason}: {said}" if said else f"{reason} ({path.name}:{line_no})")
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read the suppression list: {exc.strerror}") from None
-    return suppressed, warnings
-
-
-GLOBAL_LIST_ENV = "FAXOPS_SUPPRESSION_LIST"
-
-
-def global_suppression_list() -> Path | None:
-    """The organisation-wide do-not-fax list: $FAXOPS_SUPPRESSION_LIST, else ~/.config/faxops/suppress.csv."""
-    named = os.environ.get(GLOBAL_LIST_ENV)
-    if named:
-        return Path(named).expanduser()
-    config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return config / "faxops" / "suppress.csv"
-
-
-def add_suppression(path: Path, text: str, reason: str, *, region: str | None = None) -> str:
-    """Append a number to a suppression list (CSV: number, reason, added_at, added_by), durably."""
-    e164, why = normalise(text, region.upper() if region else None)
-    if e164 is None:
-        raise InputError(
-            f"{text!r} is not a valid number: {why}", hint="write it as +<country code>... or pass --region"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    if new:
-        writer.writerow(["number", "reason", "added_at", "added_by"])
-    who = f"{getpass.getuser()}@{socket.gethostname()}"
-    writer.writerow([e164, reason.replace("\n", " "), now_iso(), who])
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.write(fd, out.getvalue().encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    return e164
-
-
-def _suppress_rows(loaded: LoadedManifest, index: int, sfile: SuppressFile, path: Path) -> Iterator[tuple[str, str]]:
-    fmt = _file_format(sfile, path)
-    if fmt == "txt":
-        with path.open(encoding="utf-8-sig") as fh:
-            for line_no, text in enumerate(fh, start=1):
-                text = text.strip()
-                if text and not text.startswith("#"):
-                    yield text, f"{path}:{line_no}"
-        return
-    rows = _iter_table(path, fmt, "utf-8-sig", None, None)
-    header = next(rows, None)
-    if header is None:
-        return
-    columns = [c.strip() for c in header[1]]
-    column = sfile.column
-    if column is None:
-        column = "number" if "number" in columns else (columns[0] if columns else "")
-    if column not in columns:
-        raise InputError(
-            f"{path}: no column {column!r}",
-            [
-                loaded.problem(
-                    ("suppress", index, "column"),
-                    f"{path.name} has no column {column!r} (its columns: {', '.join(columns)})",
-                )
-            ],
-        )
-    idx = columns.index(column)
-    for line, cells in rows:
-        if idx < len(cells) and cells[idx].strip():
-            yield cells[idx].strip(), f"{path}:{line}"
