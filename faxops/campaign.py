@@ -56,7 +56,7 @@ class Campaign:
 
     @property
     def paths(self) -> StatePaths:
-        return StatePaths.for_manifest(self.loaded.path)
+        return StatePaths.for_manifest(self.loaded.path, self.name)
 
     @property
     def sender(self) -> Sender:

@@ -763,13 +763,14 @@ def _close_quietly(writer: Any, output: Any) -> None:
 
 def cmd_status(args: argparse.Namespace, output: Any) -> int:
     from faxops.manifest import load_manifest
-    from faxops.state import StatePaths, read_records
+    from faxops.state import StatePaths, check_owner, read_records
     from faxops.state.lockfile import read_header
     from faxops.state.records import counted_attempts
 
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
-    paths = StatePaths.for_manifest(args.manifest)
+    paths = StatePaths.for_manifest(args.manifest, loaded.name)
     header = read_header(paths.lockfile)
+    check_owner(paths, header)
     if args.number:
         return _status_of_one(args, output, loaded, paths)
     counts: Counter[str] = Counter()
@@ -854,7 +855,10 @@ def cmd_resolve(args: argparse.Namespace, output: Any) -> int:
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
     number = _number_arg(args.number, loaded)  # read as cancel and --resend read it, before taking the lock
     writer = StateWriter(
-        StatePaths.for_manifest(args.manifest), loaded.name, operation="resolve", lock_timeout=args.lock_timeout
+        StatePaths.for_manifest(args.manifest, loaded.name),
+        loaded.name,
+        operation="resolve",
+        lock_timeout=args.lock_timeout,
     )
     try:
         summary = writer.state().summaries.get(number)
@@ -954,7 +958,7 @@ def cmd_webhook(args: argparse.Namespace, output: Any) -> int:
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
     credentials = credentials_for(loaded)
     receiver = Receiver(
-        StatePaths.for_manifest(args.manifest), loaded.name, credentials, host=args.host, port=args.port
+        StatePaths.for_manifest(args.manifest, loaded.name), loaded.name, credentials, host=args.host, port=args.port
     ).start()
     output.line(f"Receiving status pushes for campaign {loaded.name} on {receiver.url}")
     output.line("  FAX.PLUS fax_sent: /faxplus · Retarus status push (XML or JSON): /retarus · generic JSON: /generic")

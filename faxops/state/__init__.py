@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,13 @@ class StatePaths:
     lockfile: Path
     journal: Path
     lock: Path
+    #: the campaign name the manifest gives; a lockfile recorded for another name is refused
+    campaign: str | None = None
 
     @classmethod
-    def for_manifest(cls, manifest: Path) -> StatePaths:
+    def for_manifest(cls, manifest: Path, campaign: str | None = None) -> StatePaths:
         base, stem = manifest.parent, manifest.stem
-        return cls(base / f"{stem}.lock.json", base / f"{stem}.journal", base / f".{stem}.state-lock")
+        return cls(base / f"{stem}.lock.json", base / f"{stem}.journal", base / f".{stem}.state-lock", campaign)
 
 
 @dataclass
@@ -66,9 +68,28 @@ def _check_lineage(paths: StatePaths, header: Header | None, lineage: str | None
         )
 
 
+def check_owner(paths: StatePaths, header: Header | None) -> None:
+    """Refuse a lockfile recorded for another campaign (a copy-paste, a wrong merge), touching nothing.
+
+    Folding into it would rewrite it under this campaign's name, and planning against it would send
+    again to every recipient it does not hold.
+    """
+    if header is None or not header.campaign or paths.campaign is None or header.campaign == paths.campaign:
+        return
+    aside = paths.lockfile.with_name(f"{paths.lockfile.name}.{header.campaign}")
+    raise StateError(
+        f"{paths.lockfile} belongs to campaign {header.campaign!r} (lineage {header.lineage}), not to "
+        f"{paths.campaign!r}; faxops has not touched it",
+        hint=f"if you renamed the campaign, put `campaign.name: {header.campaign}` back (moving the lockfile would "
+        f"send every fax again); if the file was copied from another campaign, move it aside: "
+        f"mv {paths.lockfile} {aside}",
+    )
+
+
 def _pending(paths: StatePaths) -> tuple[Header | None, JournalIndex | None]:
     """The lockfile's header and an index of the journal events it does not hold yet."""
     header = read_header(paths.lockfile)
+    check_owner(paths, header)
     try:
         index = JournalIndex(paths.journal, header.journal_seq if header else 0)
     except FileNotFoundError:
@@ -205,6 +226,8 @@ class StateWriter:
     """The single writer of a campaign's state: holds the lock and the open journal."""
 
     def __init__(self, paths: StatePaths, campaign: str, *, operation: str, lock_timeout: float = 0.0) -> None:
+        if paths.campaign is None:
+            paths = replace(paths, campaign=campaign)
         self.paths = paths
         self.campaign = campaign
         self.lock = StateLock(paths.lock).acquire(operation, lock_timeout)
@@ -254,6 +277,7 @@ __all__ = [
     "RecordedState",
     "StatePaths",
     "StateWriter",
+    "check_owner",
     "fold",
     "load_state",
     "read_records",
