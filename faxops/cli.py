@@ -697,6 +697,9 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
         writer.close(campaign.applied_with())
     except FaxopsError:
         writer.abandon()
+        # A full disk: say what was sent and where unjournalled job IDs were rescued before the error.
+        if total.submitted or total.stopped:
+            output.apply_report(total)
         raise
     finally:
         campaign.provider.close()

@@ -204,7 +204,15 @@ def _iter_file(loaded: LoadedManifest, index: int, rfile: RecipientFile, region:
         raise error
     fmt = file_format(path, rfile.format)
     rows = iter_table(ListFile(path, fmt, rfile.encoding, rfile.delimiter, rfile.sheet))
-    header = next(rows, None)
+    try:
+        header = next(rows, None)
+    except InputError as exc:
+        if any(p.line is not None for p in exc.problems):
+            raise
+        # A whole-file problem (a zip bomb, a damaged workbook): point at the manifest line naming it.
+        raise InputError(
+            exc.message, [loaded.problem(loc, f"{path.name}: {p.message}") for p in exc.problems]
+        ) from None
     if header is None:
         return
     columns = [c.strip() for c in header[1]]

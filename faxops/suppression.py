@@ -64,7 +64,10 @@ def iter_entries(source: ListFile, column: str | None = None) -> Iterator[tuple[
     for line, cells in rows:
         if index >= len(cells):
             continue
-        raw = number_text(source.path, line, index + 1, cells[index])
+        # A plain list has no quotes to leave open: a bad line is just an unreadable entry.
+        raw = (
+            cells[index].strip() if source.format == "txt" else number_text(source.path, line, index + 1, cells[index])
+        )
         if not raw or raw.startswith("#"):
             continue
         reason = cells[why].strip() if why is not None and why < len(cells) and cells[why].strip() else None

@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from faxops.errors import StateError, StateLockedError
+from faxops.errors import JournalWriteError, StateError, StateLockedError
 from faxops.state.journal import now_iso
 
 
@@ -103,8 +103,16 @@ class StateLock:
             since=now_iso(),
             who=_user(),
         )
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, orjson.dumps(self.info.__dict__), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, orjson.dumps(self.info.__dict__), 0)
+        except OSError as exc:  # a full disk: the flock still holds, but nothing may be written after it
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+            raise JournalWriteError(
+                f"{self.path}: cannot write the state lock: {exc.strerror}; nothing was sent",
+                hint="free disk space in the campaign directory, then run the command again",
+            ) from None
         self._fd = fd
         return self
 
