@@ -292,6 +292,7 @@ def test_allow_outside_lets_the_operator_name_a_folder(make_campaign: Make, cli:
 def test_allow_outside_from_the_environment(make_campaign: Make, cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
     camp = make_campaign()
     _document(camp, "/etc/hostname" if Path("/etc/hostname").exists() else "/etc/hosts")
+    assert "outside the campaign" in cli("validate", camp.manifest).err
     monkeypatch.setenv("FAXOPS_ALLOW_OUTSIDE", "/etc")
     result = cli("validate", camp.manifest)
     assert "outside the campaign" not in result.err
