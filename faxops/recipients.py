@@ -20,7 +20,7 @@ import phonenumbers
 from faxops.domain import Invalid, Recipient
 from faxops.errors import InputError
 from faxops.manifest import LoadedManifest, RecipientFile
-from faxops.tables import ListFile, file_format, iter_table, number_text
+from faxops.tables import MAX_NUMBER_TEXT, ListFile, file_format, iter_table, number_text
 
 _E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")
 _STRIP_RE = re.compile(r"[\s().\-/]")
@@ -241,7 +241,9 @@ def _iter_file(loaded: LoadedManifest, index: int, rfile: RecipientFile, region:
     for line, cells in rows:
         if len(cells) < width:
             cells = cells + [""] * (width - len(cells))
-        raw = number_text(path, line, num_i + 1, cells[num_i])
+        raw = cells[num_i].strip()
+        if len(raw) > MAX_NUMBER_TEXT or "\n" in raw or "\r" in raw:
+            number_text(path, line, num_i + 1, raw)  # raises: an unclosed quote or a shifted column
         if not raw and not any(cells):
             continue  # blank line
         name = cells[name_i].strip() or None if name_i is not None else None

@@ -115,9 +115,12 @@ def iter_table(source: ListFile) -> Iterator[tuple[int, list[str]]]:
             # (strict=True would also tell, but it refuses sloppy exports such as `=HYPERLINK("a","b")`.)
             reader = csv.reader(itertools.chain(fh, [_END]), delimiter=sep)
             for cells in reader:
-                if cells == [_END]:
+                end = reader.line_num
+                # Only a row over several lines can hold the sentinel, or a one-cell row be it (a million
+                # rows are read per plan: the common case must cost nothing more).
+                if (end != line or len(cells) == 1) and cells == [_END]:
                     break
-                if cells and cells[-1].endswith(_END):
+                if end != line and cells and cells[-1].endswith(_END):
                     name = f" ({header[len(cells) - 1]})" if len(cells) <= len(header) else ""
                     raise _error(
                         source.path,
@@ -129,7 +132,7 @@ def iter_table(source: ListFile) -> Iterator[tuple[int, list[str]]]:
                 if not header:
                     header = cells
                 yield line, cells
-                line = reader.line_num + 1
+                line = end + 1
     except UnicodeDecodeError:
         at_line, column, byte = _undecodable(source.path, source.encoding)
         raise _error(
