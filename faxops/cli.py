@@ -275,6 +275,14 @@ def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
         if isinstance(action, argparse._SubParsersAction):
             for child in {id(p): p for p in action.choices.values()}.values():
                 child.add_argument("--no-color", action="store_true", default=argparse.SUPPRESS, help="plain output")
+                child.add_argument(
+                    "--allow-outside",
+                    action="append",
+                    type=Path,
+                    default=argparse.SUPPRESS,
+                    metavar="PATH",
+                    help="let the manifest name files under PATH, outside its own folder (repeatable)",
+                )
                 _global_options_everywhere(child)
 
 

@@ -285,6 +285,7 @@ def test_allow_outside_lets_the_operator_name_a_folder(make_campaign: Make, cli:
     write_pdf(shared / "terms.pdf", pages=1)
     _edit(camp, "  - letter.pdf\n", f"  - letter.pdf\n  - ../{shared.name}/terms.pdf\n")
     assert cli("plan", camp.manifest).code == 1
+    assert cli("plan", camp.manifest, "--allow-outside", shared).code == 0  # after the subcommand too
     assert cli("--allow-outside", shared, "apply", camp.manifest, "--auto-approve").code == 0
     assert len(camp.sent()) == len(DEFAULT_ROWS)
 
