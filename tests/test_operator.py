@@ -143,9 +143,10 @@ def test_global_options_after_the_subcommand_and_no_color(
 @pytest.mark.parametrize("value", ["0", "-1", "many"])
 def test_parallelism_must_be_positive(make_campaign: Make, cli: Cli, value: str) -> None:
     camp = make_campaign()
-    with pytest.raises(SystemExit) as exc:
-        cli("apply", camp.manifest, "--auto-approve", "--parallelism", value)
-    assert exc.value.code != 0
+    result = cli("apply", camp.manifest, "--auto-approve", "--parallelism", value)
+    assert result.code == 1  # a usage error, with the command's usage (not argparse's 2)
+    assert "usage: faxops apply" in result.err
+    assert "--parallelism" in result.err
     assert camp.sent() == []
 
 
