@@ -17,7 +17,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import pytest
 
@@ -390,3 +390,17 @@ def test_disk_full_during_apply_stops_sending_and_rescues_job_ids(
     assert cli("apply", camp.manifest, "--auto-approve").code == 0
     numbers = camp.sent_numbers()
     assert len(numbers) == len(set(numbers)) == len(rows)
+
+
+def test_documents_over_the_providers_size_limit(http_campaign: Callable[[str], Any], cli: Cli) -> None:
+    from PIL import Image
+
+    camp = http_campaign("telphin")  # one file of at most 10 MB per fax
+    page = Image.new("L", (1728, 2300), 255)  # 4 MB a page, uncompressed
+    page.save(camp.root / "scan.tif", save_all=True, append_images=[page, page])
+    text = camp.manifest.read_text().replace("documents: [letter.pdf]", "documents: [letter.pdf, scan.tif]")
+    camp.manifest.write_text(text)
+    result = cli("validate", camp.manifest)
+    assert result.code == 1
+    assert f"campaign.yaml:{_line_of(camp.manifest, 'documents:')}:1: documents:" in result.err
+    assert "over telphin's limit of 10,485,760 bytes per fax" in result.err

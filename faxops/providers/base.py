@@ -73,6 +73,8 @@ class Provider(ABC):
     #: document formats (``faxops.documents`` names) the API accepts
     document_formats: ClassVar[frozenset[str]]
     max_document_bytes: ClassVar[int | None] = None
+    #: most bytes of all documents of one fax together (what the API takes in one request)
+    max_total_bytes: ClassVar[int | None] = None
     max_documents: ClassVar[int | None] = None
     #: where our client reference travels in the API, or None when it has no such field
     reference_field: ClassVar[str | None] = None
@@ -115,6 +117,15 @@ class Provider(ABC):
                         file=doc.path,
                     )
                 )
+        total = sum(doc.size for doc in documents)
+        if self.max_total_bytes is not None and total > self.max_total_bytes:
+            problems.append(
+                Problem(
+                    f"the documents add up to {total:,} bytes, over {self.name}'s limit of "
+                    f"{self.max_total_bytes:,} bytes per fax",
+                    field="documents",
+                )
+            )
         if self.max_documents is not None and len(documents) > self.max_documents:
             problems.append(
                 Problem(

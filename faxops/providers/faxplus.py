@@ -178,6 +178,7 @@ class FaxPlusProvider(HttpProvider):
     settings_model = FaxPlusSettings
     max_recipients_per_job = 4000
     max_documents = 10
+    max_total_bytes = 150 * 1024 * 1024  # the API answers 413 above 150 MB of files in one request
     document_formats = frozenset({"pdf", "tiff"})
     reference_field = "comment.text"
     lookup = "reference"

@@ -104,6 +104,7 @@ class TelphinProvider(HttpProvider):
     settings_model = TelphinSettings
     max_recipients_per_job = 1
     document_formats = frozenset({"pdf", "tiff"})
+    max_total_bytes = 10 * 1024 * 1024  # one file of at most 10 MB per fax: the documents are merged into it
     reference_field = None
     lookup = "listing"
     can_cancel = True
