@@ -139,6 +139,8 @@ class Campaign:
         return {
             "manifest": self.loaded.digest,
             "documents": {self._rel(d.path): d.sha256 for d in self.documents},
+            # Every input (lists too), so that the next plan can say what changed since this apply.
+            "inputs": self.inputs_by_kind(),
         }
 
     def input_digests(self) -> dict[str, str]:
@@ -147,6 +149,15 @@ class Campaign:
         for _, path in iter_paths(self.loaded):
             digests[self._rel(path)] = _sha256(path)
         return digests
+
+    def inputs_by_kind(self) -> dict[str, dict[str, str]]:
+        """``input_digests`` by kind (manifest, documents, recipients, suppress): what ``plan`` diffs."""
+        digests = self.input_digests()
+        kinds: dict[str, dict[str, str]] = {"manifest": {self._rel(self.loaded.path): self.loaded.digest}}
+        for loc, path in iter_paths(self.loaded):
+            rel = self._rel(path)
+            kinds.setdefault(str(loc[0]), {})[rel] = digests[rel]
+        return kinds
 
     def _rel(self, path: Path) -> str:
         try:

@@ -154,14 +154,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="plan as if it were TIME (ISO 8601; without an offset, in schedule.timezone, else UTC)",
     )
-    p.add_argument("--json", action="store_true", help="print the plan as one JSON document")
+    _format_flags(p)
     p.add_argument("--out", type=Path, metavar="FILE", help="save the plan for `faxops apply FILE`")
     p.add_argument("--details", action="store_true", help="list every recipient, not the first of each group")
     p.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there is something to send")
 
     p = sub.add_parser("show", help="print a saved plan (made with `plan --out FILE`)")
     p.add_argument("planfile", type=Path, metavar="PLANFILE")
-    p.add_argument("--json", action="store_true", help="print it as the JSON document it is")
+    _format_flags(p)
     p.add_argument("--details", action="store_true", help="list every recipient, not the first of each group")
 
     p = sub.add_parser("apply", help="send what the plan says, recording every job")
@@ -265,6 +265,26 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--format",
+        choices=("text", "json", "markdown"),
+        default=None,
+        help="text (default), json (one document), or markdown (a pull-request comment, at most 60,000 characters)",
+    )
+    p.add_argument("--json", action="store_true", help="the same as --format json")
+    p.add_argument(
+        "--reveal-numbers", action="store_true", help="markdown: show fax numbers in full (masked by default)"
+    )
+
+
+def _output_format(args: argparse.Namespace) -> str:
+    """``--format``, with ``--json`` kept as the alias it was before ``--format`` existed."""
+    if args.json and args.format not in (None, "json"):
+        raise InputError(f"--json and --format {args.format} disagree; pass one of them")
+    return "json" if args.json else (args.format or "text")
+
+
 def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
     """Accept the global options after the subcommand too (``faxops plan X --no-color``), as people type them.
 
@@ -307,7 +327,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from faxops.output import Output
 
-    output = Output(color=not getattr(args, "no_color", False), json_mode=getattr(args, "json", False))
+    document = getattr(args, "json", False) or getattr(args, "format", None) in ("json", "markdown")
+    output = Output(color=not getattr(args, "no_color", False), json_mode=document)
     try:
         return int(_COMMANDS[args.command](args, output))
     except FaxopsError as exc:
@@ -403,9 +424,15 @@ def _refresh_before_plan(campaign: Any, output: Any) -> bool:
 def cmd_show(args: argparse.Namespace, output: Any) -> int:
     from faxops import planfile
 
+    fmt = _output_format(args)
     saved = planfile.load(args.planfile)
-    if args.json:
+    if fmt == "json":
         output.json(orjson.dumps(saved.model_dump(mode="json")).decode())
+    elif fmt == "markdown":
+        from faxops import render_markdown
+
+        view = render_markdown.view_of_saved(saved)
+        output.document(render_markdown.render(view, reveal_numbers=args.reveal_numbers))
     else:
         output.saved_plan(saved, path=args.planfile, details=args.details)
     return EXIT_OK
@@ -414,9 +441,11 @@ def cmd_show(args: argparse.Namespace, output: Any) -> int:
 def cmd_plan(args: argparse.Namespace, output: Any) -> int:
     from faxops import planfile
     from faxops.campaign import cpu_workers, open_campaign
+    from faxops.changes import input_changes
     from faxops.plan import plan_json
     from faxops.state import load_state
 
+    fmt = _output_format(args)
     if planfile.looks_like_plan(args.manifest):
         if args.out or args.at:
             raise InputError(f"{args.manifest} is a saved plan: --out and --at apply to a manifest")
@@ -437,9 +466,17 @@ def cmd_plan(args: argparse.Namespace, output: Any) -> int:
         zone = campaign.loaded.model.schedule.timezone
         at = at.replace(tzinfo=ZoneInfo(zone) if zone else UTC)
     plan = campaign.plan(state, cpu_workers(), now=at)
+    changes = input_changes(plan, campaign.inputs_by_kind(), _applied_with(campaign))
     output.problems(campaign.warnings[:20])
-    if args.json:
+    if fmt == "json":
         output.json(orjson.dumps(plan_json(plan)).decode())
+    elif fmt == "markdown":
+        from faxops import render_markdown
+
+        view = render_markdown.view_of_plan(
+            plan, provider=campaign.provider.name, manifest=_shown_path(args.manifest), changes=changes
+        )
+        output.document(render_markdown.render(view, reveal_numbers=args.reveal_numbers))
     else:
         output.plan(plan, provider=campaign.provider.name, details=args.details)
         output.planned_for(plan, campaign.loaded.model.schedule.timezone)
@@ -455,12 +492,29 @@ def cmd_plan(args: argparse.Namespace, output: Any) -> int:
             manifest=args.manifest,
             inputs=campaign.input_digests(),
             state=planfile.state_ref(campaign.name, campaign.paths.lockfile, state.fingerprint()),
+            context={"provider": campaign.provider.name, "changes": changes.to_json()},
         )
         atomic_write(args.out, [doc], mode=0o600)
         output.note(f"Saved the plan to {args.out}; run `faxops apply {args.out}` to execute exactly it.")
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
+
+
+def _applied_with(campaign: Any) -> dict[str, Any] | None:
+    """What the last apply recorded about its inputs (None: the campaign was never applied)."""
+    from faxops.state.lockfile import read_header
+
+    header = read_header(campaign.paths.lockfile)
+    return header.applied_with if header is not None else None
+
+
+def _shown_path(path: Path) -> str:
+    """A manifest path as a comment shows it: relative to the working directory (the repository in CI)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return path.name
 
 
 class _Signals:

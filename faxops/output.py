@@ -102,6 +102,11 @@ class Output:
             sys.stdout.write("\n")
         sys.stdout.flush()
 
+    def document(self, text: str) -> None:
+        """A rendered document (markdown) on stdout, byte for byte: no wrapping, no markup."""
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
     def line(self, text: str = "", style: str | None = None) -> None:
         self.human.print(escape(text), style=style)
 

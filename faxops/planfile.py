@@ -65,10 +65,23 @@ def state_ref(campaign: str, lockfile: Path, fingerprint: dict[str, Any]) -> dic
     return {"campaign": campaign, "location": str(lockfile.resolve()), **fingerprint}
 
 
-def dump(plan: Plan, *, plan_path: Path, manifest: Path, inputs: dict[str, str], state: dict[str, Any]) -> bytes:
-    """The saved-plan document for ``plan``, to be written at ``plan_path``."""
+def dump(
+    plan: Plan,
+    *,
+    plan_path: Path,
+    manifest: Path,
+    inputs: dict[str, str],
+    state: dict[str, Any],
+    context: dict[str, Any] | None = None,
+) -> bytes:
+    """The saved-plan document for ``plan``, to be written at ``plan_path``.
+
+    ``context`` is what ``show PLANFILE`` prints besides the actions (the provider, the inputs changed
+    since the last apply); apply never reads it.
+    """
     relative = os.path.relpath(manifest.resolve(), plan_path.resolve().parent)
-    doc = plan_json(plan, extra={"kind": PLAN_KIND, "manifest": relative, "inputs": inputs, "state": state})
+    extra = {**(context or {}), "kind": PLAN_KIND, "manifest": relative, "inputs": inputs, "state": state}
+    doc = plan_json(plan, extra=extra)
     return orjson.dumps(doc, option=orjson.OPT_INDENT_2)
 
 
