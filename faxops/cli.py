@@ -194,6 +194,12 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="stay running and send deferred recipients as their send windows open (Ctrl-C stops safely)",
     )
+    p.add_argument(
+        "--receipt",
+        type=Path,
+        metavar="FILE",
+        help="write a receipt of the run (counts, plan digest, who, CI run; numbers masked) to FILE",
+    )
 
     p = sub.add_parser("refresh", help="ask the provider for the status of every fax not final yet")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
@@ -626,9 +632,11 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
     from faxops import clock, planfile
     from faxops.apply import ApplyOptions, ApplyReport, execute, record_expired
     from faxops.campaign import cpu_workers, open_campaign
-    from faxops.plan import Action, guard_problems
+    from faxops.plan import Action, guard_problems, plan_json
+    from faxops.receipt import ReceiptLog, plan_digest
     from faxops.reconcile import reconcile
     from faxops.state import StateWriter
+    from faxops.state.lockfile import read_header
     from faxops.tracking import refresh
 
     saved = planfile.load(args.target) if planfile.looks_like_plan(args.target) else None
@@ -641,6 +649,10 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
             raise InputError("--resend and --wait apply to a manifest, not to a saved plan")
     resend = _resend_numbers(campaign, args.resend, args.reason)
     guards = _guards(campaign, args)
+    before = read_header(campaign.paths.lockfile)
+    log = ReceiptLog()
+    if saved:
+        log.plan_digest, log.plan_source = plan_digest(args.target.read_bytes()), f"saved plan {args.target.name}"
     writer = StateWriter(campaign.paths, campaign.name, operation="apply", lock_timeout=args.lock_timeout)
     if writer.lock.stale is not None:
         output.note(
@@ -688,6 +700,7 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                 elif first:
                     output.problems(campaign.warnings[:20])
                     output.plan(plan, provider=campaign.provider.name, details=args.details)
+                    log.plan_digest = plan_digest(orjson.dumps(plan_json(plan), option=orjson.OPT_SORT_KEYS))
                 if first:
                     problems = guard_problems(plan, guards, include_deferred=args.wait)
                     if problems:
@@ -716,11 +729,17 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                 if plan.to_submit:
                     concurrency = args.parallelism or campaign.loaded.model.schedule.concurrency
                     rate = campaign.loaded.model.schedule.rate
+                    log.planned(plan.pages, plan.cost, plan.currency)
                     with output.progress(len(plan.to_submit)) as progress:
+
+                        def on_result(result: Any, progress: Any = progress) -> None:
+                            progress(result)
+                            log.observe(result)
+
                         options = ApplyOptions(
                             concurrency=concurrency,
                             stop=signals.stop,
-                            on_result=progress,
+                            on_result=on_result,
                             per_minute=rate.per_minute if rate else None,
                             per_hour=rate.per_hour if rate else None,
                         )
@@ -771,11 +790,20 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
         output.apply_report(total)
     output.note(f"State saved to {campaign.paths.lockfile}")
     _report_if_due(campaign, output)
+    _write_receipts(campaign, args.receipt, log, total, before, output)
     if signals.received:
         raise InterruptedRun("apply was interrupted; every fax sent so far is recorded", signal_name=signals.received)
     if total.stopped or total.errors:
         return EXIT_ERROR
     return _held_exit(held + total.outcomes["unknown"])
+
+
+def _write_receipts(campaign: Any, path: Path | None, log: Any, total: Any, before: Any, output: Any) -> None:
+    """``apply --receipt FILE`` and the manifest's ``receipt:`` targets, after the state is saved."""
+    from faxops import receipt
+
+    for where in receipt.write_receipts(campaign, path, log, total, before, os.environ):
+        output.note(f"Receipt written to {where}")
 
 
 def _report_if_due(campaign: Any, output: Any) -> None:
@@ -784,7 +812,7 @@ def _report_if_due(campaign: Any, output: Any) -> None:
     from faxops.state import load_state
 
     targets = campaign.loaded.model.reporting
-    if not any(t.when != "manual" for t in targets):
+    if not any(t.when in ("final", "always") for t in targets):
         return
     plan = campaign.plan(load_state(campaign.paths))
     report = reports.build(campaign, plan)

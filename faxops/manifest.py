@@ -370,7 +370,20 @@ class EmailReport(StrictModel):
     when: When = "final"
 
 
-ReportTarget = Annotated[FileReport | WebhookReport | EmailReport, Field(discriminator="type")]
+class ReceiptReport(StrictModel):
+    """A receipt of every apply (counts, plan digest, who, where, CI run; numbers masked), to commit or attach."""
+
+    type: Literal["receipt"]
+    path: str = Field(
+        default="receipts/{campaign}-{serial}.json",
+        min_length=1,
+        description="Relative to the manifest; {campaign} and {serial} (the state's serial after the apply) "
+        "are filled in.",
+    )
+    when: Literal["apply"] = Field(default="apply", description="Written after every apply that ran.")
+
+
+ReportTarget = Annotated[FileReport | WebhookReport | EmailReport | ReceiptReport, Field(discriminator="type")]
 
 if TYPE_CHECKING:
     ProviderSpec = Any

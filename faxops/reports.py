@@ -295,7 +295,8 @@ def due_targets(campaign: Campaign, report: Report, *, trigger: str) -> list[int
     """Indexes of the targets to render now: all for `faxops report`, else by each target's ``when``."""
     targets = campaign.loaded.model.reporting
     if trigger == "manual":
-        return list(range(len(targets)))
+        # Receipts record an apply; `faxops report` has none to record.
+        return [i for i, t in enumerate(targets) if t.when != "apply"]
     sent = _sent_final(campaign)
     fingerprint = _fingerprint(report)
     due = []
@@ -329,8 +330,10 @@ def deliver(campaign: Campaign, report: Report, indexes: Sequence[int]) -> list[
                 detail = write_file(campaign, report, target)
             elif isinstance(target, WebhookReport):
                 detail = post_webhook(campaign, report, target)
-            else:
+            elif isinstance(target, EmailReport):
                 detail = send_email(campaign, report, target)
+            else:
+                continue  # a receipt: written by apply itself
             results.append(Delivery(f"reporting[{i}] {target.type}", True, detail))
             if report.final:
                 sent[str(i)] = _fingerprint(report)
