@@ -331,10 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from faxops.automation import in_automation
     from faxops.output import Output
 
     document = getattr(args, "json", False) or getattr(args, "format", None) in ("json", "markdown")
-    output = Output(color=not getattr(args, "no_color", False), json_mode=document)
+    output = Output(
+        color=not getattr(args, "no_color", False), json_mode=document, automation=in_automation(os.environ)
+    )
     try:
         return int(_COMMANDS[args.command](args, output))
     except FaxopsError as exc:
@@ -501,7 +504,10 @@ def cmd_plan(args: argparse.Namespace, output: Any) -> int:
             context={"provider": campaign.provider.name, "changes": changes.to_json()},
         )
         atomic_write(args.out, [doc], mode=0o600)
-        output.note(f"Saved the plan to {args.out}; run `faxops apply {args.out}` to execute exactly it.")
+        output.hint(
+            f"Saved the plan to {args.out}; run `faxops apply {args.out}` to execute exactly it.",
+            f"Saved the plan to {args.out}: keep it as an artifact; the apply step runs `faxops apply {args.out}`.",
+        )
     if args.detailed_exitcode and plan.has_changes:
         return EXIT_CHANGES
     return EXIT_OK
@@ -717,8 +723,13 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                     ):
                         if not output.interactive:
                             raise ApprovalError(
-                                "apply needs confirmation but there is no terminal to ask; pass --auto-approve "
-                                "or apply a saved plan"
+                                "apply needs confirmation but "
+                                + (
+                                    "runs in automation (CI or FAXOPS_IN_AUTOMATION is set)"
+                                    if output.automation
+                                    else "there is no terminal to ask"
+                                )
+                                + "; pass --auto-approve or apply a saved plan; nothing was sent"
                             )
                         count = len(plan.to_submit) + (plan.count(Action.DEFER) if args.wait else 0)
                         with signals.paused():  # Ctrl-C at the prompt quits at once: nothing is in flight
@@ -759,9 +770,13 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                 if not args.wait or not deferred or signals.stop.is_set() or total.stopped:
                     if deferred and not args.wait:
                         nxt = min(a.due for a in deferred if a.due is not None)
-                        output.note(
+                        due_at = (
                             f"{len(deferred)} recipient(s) deferred; the next becomes due at "
-                            f"{nxt.astimezone(UTC):%Y-%m-%d %H:%M}Z (run apply again then, or use --wait)."
+                            f"{nxt.astimezone(UTC):%Y-%m-%d %H:%M}Z"
+                        )
+                        output.hint(
+                            f"{due_at} (run apply again then, or use --wait).",
+                            f"{due_at}: schedule a pipeline run of `faxops apply --auto-approve` then.",
                         )
                     break
                 del plan

@@ -85,8 +85,9 @@ def _console(stream: Any, no_color: bool) -> Console:
 class Output:
     """The terminal, as two rich consoles."""
 
-    def __init__(self, *, color: bool = True, json_mode: bool = False) -> None:
-        no_color = not color or bool(os.environ.get("NO_COLOR"))
+    def __init__(self, *, color: bool = True, json_mode: bool = False, automation: bool = False) -> None:
+        self.automation = automation  # a pipeline runs faxops: no prompts, no colour, no live bars
+        no_color = not color or bool(os.environ.get("NO_COLOR")) or automation
         self.out = _console(sys.stdout, no_color)
         self.err = _console(sys.stderr, no_color)
         # With --json, stdout belongs to the document; people read stderr.
@@ -94,7 +95,11 @@ class Output:
 
     @property
     def interactive(self) -> bool:
-        return self.err.is_terminal and sys.stdin.isatty()
+        return not self.automation and self.err.is_terminal and sys.stdin.isatty()
+
+    def hint(self, person: str, pipeline: str) -> None:
+        """A next step: phrased for a person at a terminal, or for a pipeline in automation mode."""
+        self.note(pipeline if self.automation else person)
 
     def json(self, text: str) -> None:
         sys.stdout.write(text)
@@ -509,7 +514,8 @@ class ApplyProgress:
         self._started = time.monotonic()
         self._progress: Progress | None = None
         self._task: Any = None
-        if output.err.is_terminal and total:
+        self._plain_lines = output.automation  # CI logs: a line every 10 % whatever the size of the run
+        if output.err.is_terminal and total and not output.automation:
             self._progress = Progress(
                 TextColumn("sending"),
                 BarColumn(),
@@ -551,7 +557,7 @@ class ApplyProgress:
                 self._progress.update(self._task, advance=count, failures=self._failures())
                 return
             # No terminal (CI, cron): a line every 10 %, for runs long enough to need one.
-            if self.total >= 1000 and self.done / self.total >= self._next_mark:
+            if (self.total >= 1000 or self._plain_lines) and self.done / self.total >= self._next_mark:
                 elapsed = time.monotonic() - self._started
                 left = elapsed * (self.total - self.done) / self.done
                 self.output.err.print(

@@ -162,6 +162,13 @@ def _private_global_list(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     return path
 
 
+@pytest.fixture(autouse=True)
+def _not_in_automation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The suite runs as a person would, also on a CI runner (which sets CI); automation tests set it back."""
+    for key in ("CI", "FAXOPS_IN_AUTOMATION", "GITHUB_ACTIONS", "GITLAB_CI"):
+        monkeypatch.delenv(key, raising=False)
+
+
 @pytest.fixture
 def http_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], Any]]:
     """A campaign of three recipients on a provider simulator (see ``tests/campaigns.py``)."""
