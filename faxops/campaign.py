@@ -166,6 +166,26 @@ class Campaign:
             return str(path.resolve())
 
 
+LARGE_LOCKFILE = 50 * 1024 * 1024  # GitHub warns at 50 MB and refuses files over 100 MB
+
+
+def large_lockfile_warning(lockfile: Path, limit: int = LARGE_LOCKFILE) -> Problem | None:
+    """A warning when the lockfile has outgrown Git (every apply commits a new copy of it)."""
+    try:
+        size = lockfile.stat().st_size
+    except OSError:
+        return None
+    if size <= limit:
+        return None
+    return Problem(
+        f"the lockfile is {size / 1024 / 1024:,.0f} MB, over {limit / 1024 / 1024:,.0f} MB: too large to keep "
+        "in Git (hosts refuse files over 100 MB and every apply adds a copy to the history); move the state "
+        "to the PostgreSQL backend (`state:` in the manifest or FAXOPS_STATE_URL) and stop committing it",
+        file=lockfile,
+        severity="warning",
+    )
+
+
 class _Tally:
     """Counts valid and invalid rows as they stream past, keeping the first invalid ones as examples."""
 
@@ -315,6 +335,9 @@ def open_campaign(
     suppressed, warnings = load_suppressions(loaded, extra)
     warnings.extend(_personalisation_warnings(loaded, provider))
     warnings.extend(warnings_early)
+    large = large_lockfile_warning(StatePaths.for_manifest(path).lockfile)
+    if large is not None:
+        warnings.append(large)
     cache = None
     if use_cache:
         cache = NumberCache(loaded.base_dir / ".faxops" / "cache" / f"{loaded.path.stem}.numbers")

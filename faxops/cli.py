@@ -703,6 +703,7 @@ def cmd_apply(args: argparse.Namespace, output: Any) -> int:
                     if saved.submit_key() != plan.submit_key():
                         raise StalePlanError("the saved plan no longer matches what would be sent; plan again")
                     output.line(output.plan_summary(plan).replace("[bold]", "").replace("[/]", ""))
+                    output.problems(w for w in campaign.warnings if w.file == campaign.paths.lockfile)
                 elif first:
                     output.problems(campaign.warnings[:20])
                     output.plan(plan, provider=campaign.provider.name, details=args.details)
