@@ -144,6 +144,9 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check manifests: schema, files, documents, numbers, secrets")
     p.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST")
     p.add_argument("--strict", action="store_true", help="treat warnings (e.g. invalid list rows) as errors")
+    p.add_argument(
+        "--only-manifests", action="store_true", help="skip YAML files without a top-level campaign: key (hooks)"
+    )
 
     p = sub.add_parser("plan", help="show what apply would send (or, given a saved plan, show it)")
     p.add_argument("manifest", type=Path, metavar="MANIFEST|PLANFILE")
@@ -256,6 +259,25 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("lock_id", metavar="LOCK_ID")
 
     sub.add_parser("schema", help="print the JSON schema of campaign manifests")
+
+    p = sub.add_parser("fmt", help="rewrite manifests in the canonical layout (key order, indentation, quoted numbers)")
+    p.add_argument(
+        "manifests", nargs="*", type=Path, metavar="MANIFEST", help="files or folders (default: the current folder)"
+    )
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 and list the files that would change")
+    p.add_argument(
+        "--only-manifests", action="store_true", help="skip YAML files without a top-level campaign: key (hooks)"
+    )
+
+    p = sub.add_parser("init", help="create a new campaign folder to start from")
+    p.add_argument("directory", type=Path, metavar="DIR")
+    p.add_argument("--provider", default="sandbox", metavar="TYPE", help="provider type (default: sandbox)")
+    p.add_argument(
+        "--ci",
+        choices=("github", "gitlab", "none"),
+        default="github",
+        help="the CI pipeline to add (default: github)",
+    )
 
     p = sub.add_parser("simulate", help="run a loopback simulator of a provider API (try faxops without an account)")
     p.add_argument("provider", metavar="TYPE", help="provider type, e.g. retarus")
@@ -372,9 +394,12 @@ def _debug_log(exc: BaseException) -> Path:
 
 def cmd_validate(args: argparse.Namespace, output: Any) -> int:
     from faxops.campaign import check_recipients, cpu_workers, open_campaign
+    from faxops.fmt import find_manifests
 
     failed = False
-    for path in args.manifests:
+    for path in (
+        find_manifests(args.manifests, only_manifests=args.only_manifests) if args.only_manifests else args.manifests
+    ):
         try:
             campaign = open_campaign(path, allow_outside=args.allow_outside)
             problems, valid = check_recipients(campaign, cpu_workers())
@@ -1104,6 +1129,33 @@ def cmd_schema(args: argparse.Namespace, output: Any) -> int:
     return EXIT_OK
 
 
+def cmd_fmt(args: argparse.Namespace, output: Any) -> int:
+    from faxops.fmt import find_manifests, format_files
+
+    results = format_files(find_manifests(args.manifests, only_manifests=args.only_manifests), check=args.check)
+    changed = [r.path for r in results if r.changed]
+    for path in changed:
+        output.line(str(path))  # like terraform fmt: the files (that would be) rewritten, one per line
+    if args.check and changed:
+        output.err.print(f"{len(changed)} file(s) not in the canonical layout; run `faxops fmt` to fix them.")
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def cmd_init(args: argparse.Namespace, output: Any) -> int:
+    from faxops.scaffold import init_campaign, relative_to_cwd
+
+    written = init_campaign(args.directory, provider=args.provider, ci=None if args.ci == "none" else args.ci)
+    for path in written:
+        output.line(f"created {relative_to_cwd(path)}")
+    manifest = relative_to_cwd(args.directory / "campaign.yaml")
+    output.hint(
+        f"Next: add recipients to the CSV, then `faxops validate {manifest}` and `faxops plan {manifest}`.",
+        f"Created the campaign {manifest}.",
+    )
+    return EXIT_OK
+
+
 def cmd_simulate(args: argparse.Namespace, output: Any) -> int:
     from faxops.testing import SIMULATORS
 
@@ -1164,5 +1216,7 @@ _COMMANDS = {
     "suppress": cmd_suppress,
     "force-unlock": cmd_force_unlock,
     "schema": cmd_schema,
+    "fmt": cmd_fmt,
+    "init": cmd_init,
     "simulate": cmd_simulate,
 }
