@@ -169,8 +169,9 @@ class Campaign:
 LARGE_LOCKFILE = 50 * 1024 * 1024  # GitHub warns at 50 MB and refuses files over 100 MB
 
 
-def large_lockfile_warning(lockfile: Path, limit: int = LARGE_LOCKFILE) -> Problem | None:
+def large_lockfile_warning(lockfile: Path, limit: int | None = None) -> Problem | None:
     """A warning when the lockfile has outgrown Git (every apply commits a new copy of it)."""
+    limit = limit or LARGE_LOCKFILE
     try:
         size = lockfile.stat().st_size
     except OSError:
