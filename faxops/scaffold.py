@@ -9,10 +9,8 @@ The pipelines are the same templates as ``examples/`` in the repository (a test 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
 from pypdf import PdfWriter
 
@@ -116,18 +114,22 @@ retry:
 def _provider_block(provider: str) -> str:
     """``type:`` and every required setting; secrets as ``${env:...}`` references, never values."""
     model = REGISTRY[provider].settings_model
-    schema: dict[str, Any] = model.model_json_schema()
-    properties: Mapping[str, Any] = schema.get("properties", {})
     lines = [f"  type: {provider}"]
     if provider == "sandbox":
         lines[0] += " # no account, no network: every fax is written to .faxops/sandbox/sent.jsonl"
-    for field in schema.get("required", []):
-        if field == "type":
+    for name, field in model.model_fields.items():
+        if name == "type" or not field.is_required():
             continue
-        if "${" in str(properties.get(field, {}).get("pattern", "")):
-            lines.append(f"  {field}: ${{env:{provider.upper()}_{field.upper()}}}")
+        patterns = [str(getattr(m, "pattern", "") or "") for m in field.metadata]
+        about = f" # {field.description}" if field.description else ""
+        if any("$" in p for p in patterns):  # a SecretRef: the manifest names where the secret is
+            lines.append(f"  {name}: ${{env:{provider.upper()}_{name.upper()}}}")
+        elif any(p.startswith("^https?") for p in patterns):
+            lines.append(f"  {name}: https://CHANGE-ME.example{about}")
+        elif field.annotation is int:
+            lines.append(f"  {name}: 1 # CHANGE-ME:{about[2:] or ' required'}")
         else:
-            lines.append(f"  {field}: CHANGE-ME # {properties.get(field, {}).get('description', 'required')}")
+            lines.append(f"  {name}: CHANGE-ME{about}")
     return "\n".join(lines) + "\n"
 
 

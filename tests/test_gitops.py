@@ -55,7 +55,8 @@ def test_scrub_masks_numbers_in_text_but_not_dates() -> None:
 
 def test_hash_id_is_salted_and_stable() -> None:
     assert hash_id("J1", salt="a") == hash_id("J1", salt="a") != hash_id("J1", salt="b")
-    assert hash_id("J1", salt="a").startswith("sha256:") and "J1" not in hash_id("J1", salt="a")
+    assert hash_id("J1", salt="a").startswith("sha256:")
+    assert "J1" not in hash_id("J1", salt="a")
 
 
 # --- receipts -----------------------------------------------------------------------------------------
@@ -84,7 +85,8 @@ def test_apply_receipt_of_a_saved_plan_in_github_actions(
         "digest": "sha256:" + hashlib.sha256(planfile.read_bytes()).hexdigest(),
         "source": "saved plan run.plan.json",
     }
-    assert receipt["submitted"] == 5 and receipt["outcomes"] == {"accepted": 5}
+    assert receipt["submitted"] == 5
+    assert receipt["outcomes"] == {"accepted": 5}
     assert receipt["status"] == {"delivered": 4, "failed": 1}
     assert receipt["pages"] == 10
     assert receipt["who"] == "octocat"
@@ -92,7 +94,8 @@ def test_apply_receipt_of_a_saved_plan_in_github_actions(
     assert [j["number"] for j in receipt["jobs"]][:2] == ["+1 202 •••• 0123", "+33 1 •••• 5300"]
     # No full number, no job ID: a receipt is committed or attached to a pull request.
     for number in camp.lock_data()["recipients"]:
-        assert number not in text and number[1:] not in text
+        assert number not in text
+        assert number[1:] not in text
     job_ids = _job_ids(camp.lock_data())
     assert job_ids
     assert not [j for j in job_ids if j in text]
@@ -115,7 +118,8 @@ def test_receipt_target_holds_no_secret(http_campaign: Callable[[str], Any], cli
     assert json.loads(text)["plan"]["source"] == "manifest"
     # `faxops report` renders reports; a receipt records an apply and is not one of them.
     report = cli("report", camp.manifest)
-    assert report.code == 0 and "receipt" not in report.out
+    assert report.code == 0
+    assert "receipt" not in report.out
 
 
 def test_ci_run_urls() -> None:
@@ -150,7 +154,8 @@ def test_automation_never_prompts_and_speaks_to_the_pipeline(
     assert "the apply step runs `faxops apply" in planned.err
     assert "\x1b[" not in planned.out + planned.err
     applied = cli("apply", camp.root / "p.plan.json", "--auto-approve")
-    assert applied.code == 0 and len(camp.sent()) == 5
+    assert applied.code == 0
+    assert len(camp.sent()) == 5
     # Plain progress lines, also for a small run: a CI log shows how far apply got.
     assert "sent 5/5 (100%)" in applied.err
 
@@ -170,4 +175,5 @@ def test_large_lockfile_warning(make_campaign: Make, cli: Cli, monkeypatch: pyte
     planfile: Path = camp.root / "again.plan.json"
     assert cli("plan", camp.manifest, "--out", planfile).code == 0
     applied = cli("apply", planfile)
-    assert applied.code == 0 and "PostgreSQL backend" in applied.err
+    assert applied.code == 0
+    assert "PostgreSQL backend" in applied.err

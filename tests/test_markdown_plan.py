@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from faxops.changes import InputChanges
+from faxops.domain import Invalid, Recipient
 from faxops.plan import make_plan
 from faxops.render_markdown import MAX_CHARS, marker, render, view_of_plan
-from faxops.domain import Invalid, Recipient
 from tests.conftest import CampaignDir, Result, write_csv, write_pdf
 
 GOLDEN = Path(__file__).parent / "golden" / "plan.md"
@@ -88,7 +88,8 @@ def test_deterministic_with_a_marker_and_no_injection(camp: CampaignDir, cli: Cl
     assert first == second
     assert first.splitlines()[0] == marker("pr-comment") == "<!-- faxops:plan campaign=pr-comment -->"
     # A recipient's name can neither open HTML, nor break the table, nor ping anybody, nor link.
-    assert "<b>" not in first and "&lt;b&gt;" in first
+    assert "<b>" not in first
+    assert "&lt;b&gt;" in first
     assert "\\| Lemaire &#64;team \\[x\\]" in first
 
 
@@ -103,14 +104,16 @@ def test_show_renders_the_saved_plan_the_same(camp: CampaignDir, cli: Cli) -> No
 
 
 def test_json_alias_and_conflicts(camp: CampaignDir, cli: Cli) -> None:
-    assert cli("plan", camp.manifest, "--json", "--at", AT).json == cli(
-        "plan", camp.manifest, "--format", "json", "--at", AT
-    ).json
+    assert (
+        cli("plan", camp.manifest, "--json", "--at", AT).json
+        == cli("plan", camp.manifest, "--format", "json", "--at", AT).json
+    )
     clash = cli("plan", camp.manifest, "--json", "--format", "markdown")
     assert clash.code == 1
     assert "--json and --format markdown disagree" in clash.err
     text = cli("plan", camp.manifest, "--format", "text", "--at", AT)
-    assert text.code == 0 and "Plan: 4 to send" in text.out
+    assert text.code == 0
+    assert "Plan: 4 to send" in text.out
 
 
 def test_the_changes_since_the_last_apply(camp: CampaignDir, cli: Cli) -> None:
@@ -162,5 +165,6 @@ def test_render_cuts_rows_when_the_bound_demands_it() -> None:
     full = render(view)
     small = render(view, max_chars=2_000)
     assert len(small) <= 2_000 < len(full)
-    assert "**100 to send**" in small and "_… and" in small
+    assert "**100 to send**" in small
+    assert "_… and" in small
     assert full.count("| `+49 30 ••••") > small.count("| `+49 30 ••••") > 0
