@@ -52,6 +52,7 @@ chaos: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/markdown_plan.py
 
 clean:
 	rm -rf $(VENV) .venv-contracts .cache campaigns/*.lock.json campaigns/*.journal campaigns/.*.state-lock campaigns/*.inbox \
