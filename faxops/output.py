@@ -265,7 +265,10 @@ class Output:
             f"[bold]Plan:[/] {s.get('send', 0)} to send, {s.get('retry', 0)} to retry, {s.get('unchanged', 0)} "
             f"unchanged, {s.get('skip', 0)} skipped · {s.get('pages', 0)} pages"
         )
-        out.print(f"[dim]`faxops apply {escape(str(path))}` sends exactly this, if nothing changed since.[/]")
+        if self.automation:
+            out.print(f"[dim]The apply step's `faxops apply {escape(str(path))}` sends exactly this, or exits 4.[/]")
+        else:
+            out.print(f"[dim]`faxops apply {escape(str(path))}` sends exactly this, if nothing changed since.[/]")
 
     def confirm(self, count: int) -> bool:
         self.err.print(f"\nDo you want to send [bold]{count}[/] fax(es)? Only 'yes' will be accepted.")
@@ -361,7 +364,8 @@ class Output:
     ) -> None:
         out = self.human
         if header is None and not total:
-            out.print(f"Campaign [bold]{escape(campaign)}[/] has no recorded state yet (run `faxops apply`).")
+            then = "the pipeline's apply step records it" if self.automation else "run `faxops apply`"
+            out.print(f"Campaign [bold]{escape(campaign)}[/] has no recorded state yet ({then}).")
             return
         meta = f"serial {header['serial']}, lineage {header['lineage']}" if header else "not folded yet"
         out.print(f"Campaign [bold]{escape(campaign)}[/] · {total} recipient(s) recorded · {meta}")

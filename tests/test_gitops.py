@@ -153,6 +153,8 @@ def test_automation_never_prompts_and_speaks_to_the_pipeline(
     planned = cli("plan", camp.manifest, "--out", camp.root / "p.plan.json", "--no-color")
     assert "the apply step runs `faxops apply" in planned.err
     assert "\x1b[" not in planned.out + planned.err
+    shown = cli("show", camp.root / "p.plan.json")
+    assert "The apply step's `faxops apply" in shown.out
     applied = cli("apply", camp.root / "p.plan.json", "--auto-approve")
     assert applied.code == 0
     assert len(camp.sent()) == 5
