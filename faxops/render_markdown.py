@@ -217,7 +217,9 @@ def _span(finish: datetime, now: datetime) -> str:
 def _row(item: Mapping[str, Any], reveal: bool) -> str:
     number = str(item.get("number") or "")
     shown = number if reveal else (mask_number(number) if number.startswith("+") else "••••")
-    detail = " ".join(str(x) for x in (f"due {item['due']}" if item.get("due") else "", item.get("reason") or "") if x)
+    # Unchanged recipients carry no reason: their recorded status (delivered, queued) is what a reviewer needs.
+    why = item.get("reason") or (item.get("status") if item.get("action") == "unchanged" else "")
+    detail = " · ".join(str(x) for x in (f"due {item['due']}" if item.get("due") else "", why or "") if x)
     if int(item.get("attempt") or 1) > 1 and item.get("action") in ("send", "retry"):
         detail = f"attempt {item['attempt']}" + (f": {detail}" if detail else "")
     cells = [str(item.get("name") or ""), detail]

@@ -122,6 +122,7 @@ def test_the_changes_since_the_last_apply(camp: CampaignDir, cli: Cli) -> None:
     assert cli("apply", camp.manifest, "--auto-approve").code == 0
     same = _markdown(cli, "plan", camp.manifest, "--format", "markdown")
     assert "no input file changed · recipients: +0 new, −0 no longer listed" in same
+    assert "| `+49 30 •••• 5678` |  | delivered | recipients.csv:2 |" in same  # unchanged rows show their status
     write_pdf(camp.root / "letter.pdf", pages=3)
     write_csv(camp.root / "extra.csv", [("+49 30 99999999", "New GmbH")])
     write_csv(camp.csv, ROWS[1:])  # Kanzlei Berger leaves the list
