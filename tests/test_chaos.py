@@ -36,7 +36,7 @@ ENV = {
     "TELPHIN_CLIENT_SECRET": "secret",
 }
 PROVIDERS: dict[str, str] = {
-    "sandbox": "{{type: sandbox, latency: 15ms}}",
+    "sandbox": "{{type: sandbox, latency: 50ms}}",  # it honours batch_size: slower jobs, so kills land mid-run
     # A short job validity lets a lost request be proven absent within the test (default 48h).
     "retarus": '{{type: retarus, base_url: "{url}/rest/v1", report_urls: ["{url}/de1/rest/v1", "{url}/de2/rest/v1"], '
     'customer_number: 99999TE, username: "${{env:RETARUS_USER}}", '
