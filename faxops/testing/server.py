@@ -352,6 +352,9 @@ def _echo_credentials(request: Request) -> str:
 def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in two writes; with Nagle's algorithm the body then waits for the
+        # client's delayed ACK (~40 ms per answer), which a real provider's server does not add.
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read sim.requests
             pass
