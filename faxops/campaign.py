@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
 from faxops import clock, secrets
+from faxops.chunks import Chunk
 from faxops.documents import DocumentError, first_page_text, load_document
 from faxops.domain import Document, Invalid, Recipient, Sender
 from faxops.errors import InputError, Problem
@@ -24,12 +25,13 @@ from faxops.fields import resolve_secret, secret_problem
 from faxops.manifest import LoadedManifest, iter_paths, load_manifest
 from faxops.plan import Plan, Rules, make_plan
 from faxops.providers import REGISTRY, Provider, ProviderContext
-from faxops.recipients import NumberCache, iter_rows, resolve_rows
+from faxops.recipients import NumberCache, iter_sources, resolve_sources
 from faxops.schedule import RetryPolicy, Schedule
 from faxops.state import RecordedState, StatePaths
 from faxops.suppression import global_suppression_list, load_suppressions
 
 _SECRET_PREFIXES = ("${env:", "${file:")
+_T = TypeVar("_T")
 
 
 def cpu_workers() -> int:
@@ -73,8 +75,16 @@ class Campaign:
 
     def candidates(self, workers: int = 1) -> Iterator[Recipient | Invalid]:
         """The recipient list, streamed and normalised."""
+        for item in self.candidate_chunks(workers):
+            if isinstance(item, Chunk):
+                yield from item.items()
+            else:
+                yield item
+
+    def candidate_chunks(self, workers: int = 1) -> Iterator[Recipient | Invalid | Chunk]:
+        """The recipient list, streamed and normalised, files' rows in chunks (what ``make_plan`` reads)."""
         cache = self.cache or NumberCache(None)
-        yield from resolve_rows(iter_rows(self.loaded), cache, workers=workers)
+        yield from resolve_sources(iter_sources(self.loaded), cache, workers=workers)
         cache.save()
 
     @property
@@ -117,7 +127,7 @@ class Campaign:
         tally = _Tally()
         plan = make_plan(
             self.name,
-            tally.count(self.candidates(workers)),
+            tally.count(self.candidate_chunks(workers)),
             state.summaries,
             suppressed=self.suppressed,
             rules=self.rules(now, resend),
@@ -195,9 +205,18 @@ class _Tally:
         self.invalid = 0
         self.examples: list[Invalid] = []
 
-    def count(self, candidates: Iterable[Recipient | Invalid]) -> Iterator[Recipient | Invalid]:
+    def count(self, candidates: Iterable[_T]) -> Iterator[_T]:
         for candidate in candidates:
-            if isinstance(candidate, Invalid):
+            if isinstance(candidate, Chunk):
+                invalid = candidate.numbers.count("")
+                self.invalid += invalid
+                self.valid += len(candidate) - invalid
+                for i in range(len(candidate)) if invalid and len(self.examples) < 3 else ():
+                    if not candidate.numbers[i]:
+                        self.examples.append(candidate.invalid(i))
+                        if len(self.examples) >= 3:
+                            break
+            elif isinstance(candidate, Invalid):
                 self.invalid += 1
                 if len(self.examples) < 3:
                     self.examples.append(candidate)

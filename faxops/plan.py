@@ -16,6 +16,7 @@ from typing import Any
 
 import phonenumbers
 
+from faxops.chunks import Chunk
 from faxops.domain import FailureClass, Invalid, Recipient, Status, classify
 from faxops.schedule import Estimate, RetryPolicy, Schedule, estimate
 from faxops.state.journal import iso, parse_iso
@@ -151,7 +152,7 @@ class Rules:
 
 def make_plan(
     campaign: str,
-    candidates: Iterable[Recipient | Invalid],
+    candidates: Iterable[Recipient | Invalid | Chunk],
     state: Mapping[str, Summary],
     *,
     suppressed: Mapping[str, str] | None = None,
@@ -159,7 +160,10 @@ def make_plan(
     pages_per_fax: int | None = 0,
     unknown_page_documents: int = 0,
 ) -> Plan:
-    """Decide one action per recipient. ``candidates`` may be a generator; it is read once."""
+    """Decide one action per recipient. ``candidates`` may be a generator; it is read once.
+
+    A ``Chunk`` (rows of a file, resolved) is decided column by column: a row recorded as settled
+    becomes its ``unchanged`` action without a ``Recipient`` ever being built for it."""
     suppressed = suppressed or {}
     rules = rules or Rules()
     now = rules.now
@@ -168,39 +172,33 @@ def make_plan(
     plan.currency = rules.currency
     groups = plan.groups
     unchanged = groups[Action.UNCHANGED]
-    settled = {Status.QUEUED: "queued", Status.SENDING: "sending", Status.DELIVERED: "delivered"}
     first_source: dict[str, str] = {}
     get_summary = state.get
     due_counts: Counter[tuple[tuple[str, ...], datetime]] = Counter()
     prices = _Prices(rules.per_page, pages_per_fax or 0)
     expired = schedule.expired(now)
-    for candidate in candidates:
+    # A settled recipient that is neither suppressed nor forced is unchanged: the common case of a large
+    # warm plan, kept to a few dictionary look-ups (``_decide`` would say the same, slower).
+    exempt = suppressed.keys() | rules.resend.keys()
+
+    def duplicate(number: str, source: str) -> bool:
+        if number in first_source:
+            plan.duplicates += 1
+            if len(plan.duplicate_samples) < _DUPLICATE_SAMPLES:
+                plan.duplicate_samples.append(Duplicate(number, source, first_source[number]))
+            return True
+        first_source[number] = source
+        return False
+
+    def place(candidate: Recipient | Invalid, summary: Summary | None) -> None:
         if isinstance(candidate, Invalid):
             groups[Action.SKIP].append(
                 PlannedAction(
                     Action.SKIP, candidate.raw, reason=f"invalid number: {candidate.reason}", source=candidate.source
                 )
             )
-            continue
+            return
         number = candidate.number
-        if number in first_source:
-            plan.duplicates += 1
-            if len(plan.duplicate_samples) < _DUPLICATE_SAMPLES:
-                plan.duplicate_samples.append(Duplicate(number, candidate.source, first_source[number]))
-            continue
-        first_source[number] = candidate.source
-        summary = get_summary(number)
-        if (
-            summary is not None
-            and summary.status in settled
-            and number not in suppressed
-            and number not in rules.resend
-        ):
-            # The common case of a large warm plan, kept to a few dictionary look-ups.
-            unchanged.append(
-                PlannedAction(Action.UNCHANGED, number, None, None, None, candidate.source, settled[summary.status])
-            )
-            continue
         planned, earliest = _decide(candidate, summary, suppressed.get(number), rules)
         if planned.action in (Action.SEND, Action.RETRY):
             if summary is not None and summary.failure in _CAMPAIGN_STOPS and plan.campaign_stop is None:
@@ -239,12 +237,45 @@ def make_plan(
                         planned.due = due if due > now else None  # a provider-side start time
                         plan.cost += prices.of(number)
         groups[planned.action].append(planned)
+
+    for candidate in candidates:
+        if isinstance(candidate, Chunk):
+            numbers, lines, label = candidate.numbers, candidate.lines, candidate.label
+            for i, number in enumerate(numbers):
+                if not number:
+                    place(candidate.invalid(i), None)
+                    continue
+                source = label + str(lines[i])
+                if duplicate(number, source):
+                    continue
+                summary = get_summary(number)
+                if summary is not None and summary.status in _SETTLED and number not in exempt:
+                    unchanged.append(
+                        PlannedAction(Action.UNCHANGED, number, None, None, None, source, _SETTLED[summary.status])
+                    )
+                else:
+                    place(candidate.recipient(i), summary)
+            continue
+        if isinstance(candidate, Invalid):
+            place(candidate, None)
+            continue
+        number = candidate.number
+        if duplicate(number, candidate.source):
+            continue
+        summary = get_summary(number)
+        if summary is not None and summary.status in _SETTLED and number not in exempt:
+            unchanged.append(
+                PlannedAction(Action.UNCHANGED, number, None, None, None, candidate.source, _SETTLED[summary.status])
+            )
+        else:
+            place(candidate, summary)
     plan.not_in_manifest = sum(1 for number in state if number not in first_source)
     if due_counts and (rules.per_minute or schedule.restricts_time or schedule.start_at):
         plan.estimate = estimate(schedule, due_counts, now, rules.per_minute)
     return plan
 
 
+_SETTLED = {Status.QUEUED: "queued", Status.SENDING: "sending", Status.DELIVERED: "delivered"}
 _CAMPAIGN_STOPS = frozenset({FailureClass.DOCUMENT, FailureClass.ACCOUNT})
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 

@@ -12,11 +12,12 @@ import multiprocessing
 import os
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import phonenumbers
 
+from faxops.chunks import Chunk, Row
 from faxops.domain import Invalid, Recipient
 from faxops.errors import InputError
 from faxops.manifest import LoadedManifest, RecipientFile
@@ -25,21 +26,10 @@ from faxops.tables import MAX_NUMBER_TEXT, ListFile, file_format, iter_table, nu
 _E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")
 _STRIP_RE = re.compile(r"[\s().\-/]")
 _COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
-_CACHE_FORMAT = f"faxops-numbers 1 phonenumbers {phonenumbers.__version__}"
+_CACHE_FORMAT = f"faxops-numbers 2 phonenumbers {phonenumbers.__version__}"
 #: below this many uncached numbers a process pool costs more than it saves
 _PARALLEL_THRESHOLD = 20_000
 _CHUNK = 5_000
-
-
-@dataclass(slots=True)  # not frozen: built per row, and frozen dataclasses are 4x slower to build
-class Row:
-    """A recipient as written in a list, before its number is normalised."""
-
-    raw: str
-    region: str | None
-    name: str | None
-    fields: dict[str, str] | None
-    source: str
 
 
 # --- normalisation ---------------------------------------------------------------------------------
@@ -105,16 +95,19 @@ class NumberCache:
             self._load(path)
 
     def _load(self, path: Path) -> None:
+        # The file is the format line, the count, every key, then every value, one a line: loading a
+        # million entries is then one split and one dict(zip(...)), no Python code per entry.
         try:
-            with path.open(encoding="utf-8") as fh:
-                if fh.readline().rstrip("\n") != _CACHE_FORMAT:
-                    return  # another phonenumbers version: its verdicts may differ
-                known = self.known
-                for line in fh:
-                    key, _, value = line.rstrip("\n").rpartition("\t")
-                    known[key] = value
-        except (OSError, UnicodeDecodeError, ValueError):
-            self.known = {}  # a cache is only a cache
+            parts = path.read_bytes().decode("utf-8").split("\n")
+            if parts[0] != _CACHE_FORMAT:
+                return  # another phonenumbers version (or format): its verdicts may differ
+            count = int(parts[1])
+            keys, values = parts[2 : 2 + count], parts[2 + count : 2 + 2 * count]
+            if len(values) != count or parts[2 + 2 * count :] != [""]:
+                return  # cut short: a cache is only a cache
+            self.known = dict(zip(keys, values, strict=True))
+        except (OSError, UnicodeDecodeError, ValueError, IndexError):
+            self.known = {}
 
     def ensure(self, rows: list[Row], workers: int) -> dict[str, str]:
         """Normalise what the cache does not know yet; return the cache (key -> E.164 or "")."""
@@ -124,16 +117,35 @@ class NumberCache:
             key = row.raw if row.raw[:1] == "+" else f"{row.region or ''}|{row.raw}"
             if key not in known:
                 missing[key] = (row.raw, row.region)
-        if missing:
-            self.dirty = True
-            args = list(missing.values())
-            if workers > 1 and len(args) >= _PARALLEL_THRESHOLD:
-                results = _parallel(args, workers)
-            else:
-                results = _normalise_chunk(args)
-            for key, e164 in zip(missing, results, strict=True):
-                known[key] = e164 or ""
+        self._fill(missing, workers)
         return known
+
+    def _fill(self, missing: dict[str, tuple[str, str | None]], workers: int) -> None:
+        if not missing:
+            return
+        self.dirty = True
+        args = list(missing.values())
+        if workers > 1 and len(args) >= _PARALLEL_THRESHOLD:
+            results = _parallel(args, workers)
+        else:
+            results = _normalise_chunk(args)
+        for key, e164 in zip(missing, results, strict=True):
+            self.known[key] = e164 or ""
+
+    def resolve_chunk(self, chunk: Chunk, workers: int) -> Chunk:
+        """Set ``chunk.numbers``: one pass over its number column, phonenumbers only for what is new."""
+        prefix = f"{chunk.region or ''}|"
+        keys = [raw if raw[:1] == "+" else prefix + raw for raw in chunk.raws]
+        get = self.known.get
+        numbers = [get(key) for key in keys]
+        if None in numbers:
+            new = zip(keys, chunk.raws, numbers, strict=True)
+            self._fill({key: (raw, chunk.region) for key, raw, e164 in new if e164 is None}, workers)
+            known = self.known
+            chunk.numbers = [known[key] for key in keys]
+        else:
+            chunk.numbers = numbers  # type: ignore[assignment]  # None is not in it
+        return chunk
 
     def resolve(self, rows: list[Row], workers: int) -> list[str | None]:
         """E.164 for each row (None where invalid)."""
@@ -146,10 +158,15 @@ class NumberCache:
             return
         from faxops.state.files import atomic_write
 
+        # A key with a line break (a quoted cell) would shift every line after it: not cached.
+        known = {k: v for k, v in self.known.items() if "\n" not in k and "\r" not in k}
+
         def lines() -> Iterator[bytes]:
-            yield (_CACHE_FORMAT + "\n").encode()
-            for key, value in self.known.items():
-                yield f"{key}\t{value}\n".encode()
+            yield f"{_CACHE_FORMAT}\n{len(known)}\n".encode()
+            for part in (known.keys(), known.values()):
+                items = list(part)
+                for start in range(0, len(items), 65536):  # an empty part writes nothing
+                    yield ("\n".join(items[start : start + 65536]) + "\n").encode()
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,6 +189,15 @@ def _parallel(args: list[tuple[str, str | None]], workers: int) -> list[str | No
 # --- reading lists ---------------------------------------------------------------------------------
 
 
+def _row_batches(
+    rows: Iterator[tuple[int, list[str]]], size: int
+) -> Iterator[tuple[list[int], list[list[str]]]]:
+    """The table reader's rows in batches: (line numbers, cells). Its checks (quotes left open, bytes
+    that do not decode, over-long fields) run row by row as before; the caller works per batch."""
+    while batch := list(islice(rows, size)):
+        yield [line for line, _ in batch], [cells for _, cells in batch]
+
+
 def _open_problem(loaded: LoadedManifest, loc: tuple[str | int, ...], path: Path) -> InputError | None:
     if not path.exists():
         return InputError(f"{path}: no such file", [loaded.problem(loc, f"file not found: {path}")])
@@ -182,6 +208,15 @@ def _open_problem(loaded: LoadedManifest, loc: tuple[str | int, ...], path: Path
 
 def iter_rows(loaded: LoadedManifest) -> Iterator[Row]:
     """Every recipient row of the manifest, inline entries first, then each file in order."""
+    for item in iter_sources(loaded):
+        if isinstance(item, Chunk):
+            yield from item.rows()
+        else:
+            yield item
+
+
+def iter_sources(loaded: LoadedManifest, chunk: int = 50_000) -> Iterator[Row | Chunk]:
+    """The manifest's rows: inline entries one by one, then each file in chunks of ``chunk`` rows."""
     spec = loaded.model.recipients
     for i, entry in enumerate(spec.inline):
         line, _ = loaded.positions.get(("recipients", "inline", i), (None, None))
@@ -193,10 +228,12 @@ def iter_rows(loaded: LoadedManifest) -> Iterator[Row]:
             f"{loaded.path.name}:{line}",
         )
     for i, rfile in enumerate(spec.files):
-        yield from _iter_file(loaded, i, rfile, rfile.default_region or spec.default_region)
+        yield from _iter_file(loaded, i, rfile, rfile.default_region or spec.default_region, chunk)
 
 
-def _iter_file(loaded: LoadedManifest, index: int, rfile: RecipientFile, region: str | None) -> Iterator[Row]:
+def _iter_file(
+    loaded: LoadedManifest, index: int, rfile: RecipientFile, region: str | None, chunk: int
+) -> Iterator[Chunk]:
     path = loaded.resolve(rfile.path)
     loc: tuple[str | int, ...] = ("recipients", "files", index, "path")
     error = _open_problem(loaded, loc, path)
@@ -238,17 +275,17 @@ def _iter_file(loaded: LoadedManifest, index: int, rfile: RecipientFile, region:
     field_idx = [columns.index(v) for v in field_map.values()]
     width = max([num_i, name_i or 0, *field_idx]) + 1
     label = path.name + ":"
-    for line, cells in rows:
-        if len(cells) < width:
-            cells = cells + [""] * (width - len(cells))
-        raw = cells[num_i].strip()
-        if len(raw) > MAX_NUMBER_TEXT or "\n" in raw or "\r" in raw:
-            number_text(path, line, num_i + 1, raw)  # raises: an unclosed quote or a shifted column
-        if not raw and not any(cells):
-            continue  # blank line
-        name = cells[name_i].strip() or None if name_i is not None else None
-        fields = dict(zip(field_names, [cells[j] for j in field_idx], strict=True)) if field_idx else None
-        yield Row(raw, region, name, fields, label + str(line))
+    for lines, cells in _row_batches(rows, chunk):
+        if any(len(row) < width for row in cells):
+            cells = [row if len(row) >= width else row + [""] * (width - len(row)) for row in cells]
+        raws = [row[num_i].strip() for row in cells]
+        for i in [i for i, raw in enumerate(raws) if len(raw) > MAX_NUMBER_TEXT or "\n" in raw or "\r" in raw][:1]:
+            number_text(path, lines[i], num_i + 1, raws[i])  # raises: an unclosed quote or a shifted column
+        if "" in raws:  # drop blank lines (a row with other cells but no number stays, as invalid)
+            keep = [i for i, (raw, row) in enumerate(zip(raws, cells, strict=True)) if raw or any(row)]
+            lines, cells, raws = [lines[i] for i in keep], [cells[i] for i in keep], [raws[i] for i in keep]
+        if raws:
+            yield Chunk(label, region, lines, cells, raws, name_i, field_names, field_idx)
 
 
 def resolve_rows(
@@ -263,6 +300,21 @@ def resolve_rows(
             batch = []
     if batch:
         yield from _resolve_batch(batch, cache, workers)
+
+
+def resolve_sources(
+    sources: Iterable[Row | Chunk], cache: NumberCache, *, workers: int = 1
+) -> Iterator[Recipient | Invalid | Chunk]:
+    """Like ``resolve_rows``, keeping the chunks of files whole (their ``numbers`` set), in list order."""
+    rows: list[Row] = []
+    for item in sources:
+        if isinstance(item, Chunk):
+            yield from resolve_rows(rows, cache, workers=workers)
+            rows = []
+            yield cache.resolve_chunk(item, workers)
+        else:
+            rows.append(item)
+    yield from resolve_rows(rows, cache, workers=workers)
 
 
 def _resolve_batch(batch: list[Row], cache: NumberCache, workers: int) -> Iterator[Recipient | Invalid]:

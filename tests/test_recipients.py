@@ -11,9 +11,10 @@ import pytest
 from openpyxl import Workbook
 
 from faxops.campaign import open_campaign
+from faxops.chunks import Row
 from faxops.domain import Invalid, Recipient
 from faxops.errors import InputError
-from faxops.recipients import NumberCache, Row, _fast_e164, iter_rows, normalise, resolve_rows
+from faxops.recipients import NumberCache, _fast_e164, iter_rows, normalise, resolve_rows
 from tests.conftest import CampaignDir
 
 Make = Callable[..., CampaignDir]
