@@ -16,6 +16,7 @@ from typing import Any
 
 import phonenumbers
 
+from faxops.bulk import bulk
 from faxops.chunks import Chunk
 from faxops.domain import FailureClass, Invalid, Recipient, Status, classify
 from faxops.schedule import Estimate, RetryPolicy, Schedule, estimate
@@ -150,6 +151,7 @@ class Rules:
     provider_side: bool = False  # hand deferred recipients over now, with their start time
 
 
+@bulk
 def make_plan(
     campaign: str,
     candidates: Iterable[Recipient | Invalid | Chunk],

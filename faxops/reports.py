@@ -34,6 +34,7 @@ import httpx
 import orjson
 
 from faxops import __version__, clock, secrets
+from faxops.bulk import bulk
 from faxops.campaign import Campaign
 from faxops.domain import Recipient, Status
 from faxops.fields import resolve_secret
@@ -147,6 +148,7 @@ def _row(number: str, record: Record, source: str | None, name: str | None) -> d
     }
 
 
+@bulk
 def build(campaign: Campaign, plan: Plan) -> Report:
     """The report of ``campaign``: every recipient of the plan, with its record where there is one."""
     report = Report(campaign.name, campaign.provider.name, iso(clock.now()))

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from faxops import secrets
+from faxops.bulk import bulk
 from faxops.errors import StateError
 from faxops.state.files import fsync_dir
 from faxops.state.journal import Journal, JournalIndex
@@ -104,6 +105,7 @@ def _pending(paths: StatePaths) -> tuple[Header | None, JournalIndex | None]:
     return header, index
 
 
+@bulk
 def load_state(paths: StatePaths, detail: Collection[str] = ()) -> RecordedState:
     """The recorded state as the lockfile plus any journal not yet folded into it. Reads only.
 
@@ -177,6 +179,7 @@ def _merged(paths: StatePaths, header: Header | None, index: JournalIndex | None
         yield number, folded(number, None)
 
 
+@bulk
 def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None = None) -> Header | None:
     """Write the journal's events into a new lockfile and remove the journal. Caller holds the lock.
 
