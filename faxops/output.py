@@ -112,6 +112,19 @@ class Output:
         sys.stdout.write(text)
         sys.stdout.flush()
 
+    def stream(self, chunks: Iterable[bytes]) -> None:
+        """Write a document (a report of a million rows) to stdout piece by piece, ending with a newline."""
+        sys.stdout.flush()
+        out = sys.stdout.buffer
+        last = b"\n"
+        for chunk in chunks:
+            if chunk:
+                out.write(chunk)
+                last = chunk[-1:]
+        if last != b"\n":
+            out.write(b"\n")
+        out.flush()
+
     def line(self, text: str = "", style: str | None = None) -> None:
         self.human.print(escape(text), style=style)
 

@@ -20,7 +20,7 @@ from faxops.errors import StateError
 from faxops.state.files import fsync_dir
 from faxops.state.journal import Journal, JournalIndex
 from faxops.state.lock import StateLock
-from faxops.state.lockfile import Header, iter_raw_records, iter_records, parse_record, read_header, write_lockfile
+from faxops.state.lockfile import Header, iter_raw_records, parse_record, read_header, write_lockfile
 from faxops.state.records import Event, Record, Summary, apply_event, summarise, summarise_raw
 
 
@@ -150,6 +150,14 @@ def _fold_record(number: str, record: Record | None, events: list[Event]) -> Rec
 
 def read_records(paths: StatePaths) -> Iterator[tuple[str, Record]]:
     """Full records, sorted by number, with the unfolded journal applied (for status and reports)."""
+    for number, raw in read_raw_records(paths):
+        yield number, raw if isinstance(raw, dict) else parse_record(paths.lockfile, raw)
+
+
+def read_raw_records(paths: StatePaths) -> Iterator[tuple[str, bytes | Record]]:
+    """Like ``read_records``, but a record the journal did not touch stays as its JSON bytes (keys sorted,
+    ``status`` last) where the lockfile is in faxops' layout: a reader that needs only some records'
+    details (``status``) parses only those."""
     header, index = _pending(paths)
     try:
         yield from _merged(paths, header, index)
@@ -158,7 +166,9 @@ def read_records(paths: StatePaths) -> Iterator[tuple[str, Record]]:
             index.close()
 
 
-def _merged(paths: StatePaths, header: Header | None, index: JournalIndex | None) -> Iterator[tuple[str, Record]]:
+def _merged(
+    paths: StatePaths, header: Header | None, index: JournalIndex | None
+) -> Iterator[tuple[str, bytes | Record]]:
     touched = sorted(index.by_number) if index else []
     i = 0
 
@@ -167,14 +177,14 @@ def _merged(paths: StatePaths, header: Header | None, index: JournalIndex | None
         return _fold_record(number, record, index.events_of(number))
 
     if header is not None:
-        for number, record in iter_records(paths.lockfile):
+        for number, raw in iter_raw_records(paths.lockfile):
             while i < len(touched) and touched[i] < number:
                 yield touched[i], folded(touched[i], None)
                 i += 1
             if i < len(touched) and touched[i] == number:
-                record = folded(number, record)
+                raw = folded(number, raw if isinstance(raw, dict) else parse_record(paths.lockfile, raw))
                 i += 1
-            yield number, record
+            yield number, raw
     for number in touched[i:]:
         yield number, folded(number, None)
 
@@ -283,5 +293,6 @@ __all__ = [
     "check_owner",
     "fold",
     "load_state",
+    "read_raw_records",
     "read_records",
 ]

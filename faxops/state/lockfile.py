@@ -172,8 +172,11 @@ def iter_raw_records(path: Path) -> Iterator[tuple[str, bytes | Record]]:
             yield item
 
 
-def write_lockfile(path: Path, header: Header, records: Iterable[tuple[str, Record]]) -> int:
-    """Atomically write a lockfile; ``records`` must come sorted by number. Returns bytes written."""
+def write_lockfile(path: Path, header: Header, records: Iterable[tuple[str, bytes | Record]]) -> int:
+    """Atomically write a lockfile; ``records`` must come sorted by number. Returns bytes written.
+
+    A record given as bytes is written as it is: a record the journal did not touch is copied from the
+    old lockfile without being parsed and serialised again (most of a fold after a small retry run)."""
 
     def chunks() -> Iterator[bytes]:
         head = orjson.dumps(header.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
@@ -186,7 +189,8 @@ def write_lockfile(path: Path, header: Header, records: Iterable[tuple[str, Reco
             if previous is not None and number <= previous:
                 raise ValueError(f"lockfile records out of order: {number} after {previous}")
             previous = number
-            line = b'    "' + number.encode() + b'": ' + orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+            data = record if isinstance(record, bytes) else orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+            line = b'    "' + number.encode() + b'": ' + data
             buf.append(line if first else b",\n" + line)
             first = False
             if len(buf) >= 4096:

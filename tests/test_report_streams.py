@@ -1,0 +1,63 @@
+"""Reports written piece by piece are the same bytes as the whole document rendered at once."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Callable
+
+import orjson
+import pytest
+
+from faxops.reports import CSV_COLUMNS, Report, _cell, iter_csv, iter_json, masked
+from tests.conftest import CampaignDir, Result
+
+Cli = Callable[..., Result]
+Make = Callable[..., CampaignDir]
+
+
+def _report(rows: int) -> Report:
+    report = Report("c", "sandbox", "2030-01-01T00:00:00.000Z")
+    for i in range(rows):
+        report.rows.append(
+            {
+                "number": f"+4930{1000000 + i}",
+                "name": f"=R{i}" if i % 2 else None,
+                "status": "delivered",
+                "job_ids": [f"J{i}", "K"],
+                "attempts": 1,
+                "reason": 'a,b\n"c"' if i == 3 else None,
+            }
+        )
+        report.by_status["delivered"] += 1
+    return report
+
+
+@pytest.mark.parametrize("rows", [0, 1, 5])
+@pytest.mark.parametrize("mask", [False, True])
+def test_json_in_pieces_is_the_indented_document(rows: int, mask: bool) -> None:
+    report = _report(rows)
+    whole = orjson.dumps(report.to_json(mask=mask), option=orjson.OPT_INDENT_2)
+    assert b"".join(iter_json(report, mask=mask, rows_per_chunk=2)) == whole
+
+
+@pytest.mark.parametrize("mask", [False, True])
+def test_csv_in_pieces_is_the_whole_csv(mask: bool) -> None:
+    report = _report(5)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in report.rows:
+        shown = masked(row) if mask else row
+        writer.writerow([_cell(shown.get(c)) for c in CSV_COLUMNS])
+    assert b"".join(iter_csv(report, mask=mask, rows_per_chunk=2)).decode() == out.getvalue()
+
+
+def test_report_on_stdout_is_one_document(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign()
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    doc = cli("report", camp.manifest, "--format", "json").json
+    assert doc["summary"]["recipients"] == len(doc["recipients"]) == 5
+    rows = list(csv.reader(io.StringIO(cli("report", camp.manifest, "--format", "csv").out)))
+    assert rows[0] == list(CSV_COLUMNS)
+    assert len(rows) == 6

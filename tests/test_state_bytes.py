@@ -1,0 +1,78 @@
+"""State read and folded from its bytes: the same answers as parsing every record, and nothing lost."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import orjson
+
+from faxops.state import StatePaths, StateWriter, fold, read_raw_records, read_records
+from faxops.state.lockfile import parse_record
+from tests.conftest import CampaignDir, Result
+
+Cli = Callable[..., Result]
+Make = Callable[..., CampaignDir]
+
+
+def _rows(n: int) -> list[tuple[str, str]]:
+    return [(f"+4930{1000000 + i}", f"R{i}") for i in range(n)]
+
+
+def test_status_counts_every_record_past_the_rows_it_shows(make_campaign: Make, cli: Cli) -> None:
+    rows = _rows(80)
+    # Failures after the 50 rows the human status shows: counted (and classified) all the same.
+    camp = make_campaign(rows, outcomes={"+49301000070": "busy", "+49301000075": "invalid"})
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    full = cli("status", camp.manifest, "--json").json
+    assert sum(full["counts"].values()) == 80
+    assert full["counts"]["failed"] == 2
+    human = cli("status", camp.manifest).out
+    assert "80 recipient(s) recorded" in human
+    for status, count in full["counts"].items():
+        assert re.search(rf"^{status}\s+{count}$", human, re.M), (status, count, human)
+    assert re.search(r"^busy\s+1$", human, re.M), human
+    assert re.search(r"^invalid_number\s+1$", human, re.M), human
+
+
+def test_fold_copies_untouched_records_byte_for_byte(make_campaign: Make, cli: Cli) -> None:
+    camp = make_campaign(_rows(20))
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    before = camp.lockfile.read_bytes().splitlines()
+    paths = StatePaths.for_manifest(camp.manifest)
+    records = dict(read_records(paths))
+    attempt = records["+49301000003"]["attempts"][-1]
+    writer = StateWriter(paths, "test-campaign", operation="test")
+    writer.record(
+        {
+            "t": "status",
+            "ref": attempt["reference"],
+            "number": "+49301000003",
+            "status": "delivered",
+            "provider_id": "FX-9",
+            "raw": "BUSY",
+            "at": "2030-01-01T00:00:00.000Z",
+        }
+    )
+    writer.abandon()
+    # Readers see the journal over the lockfile: the touched record parsed and folded, the others as bytes.
+    raw = dict(read_raw_records(paths))
+    assert isinstance(raw["+49301000003"], dict)
+    assert all(isinstance(v, bytes) for k, v in raw.items() if k != "+49301000003")
+    assert {k: v if isinstance(v, dict) else parse_record(paths.lockfile, v) for k, v in raw.items()} == dict(
+        read_records(paths)
+    )
+    assert fold(paths, "test-campaign") is not None
+    after = camp.lockfile.read_bytes().splitlines()
+    changed = [i for i, (a, b) in enumerate(zip(before, after, strict=True)) if a != b]
+    touched = [i for i, line in enumerate(after) if b'"+49301000003"' in line]
+    assert set(changed) <= {
+        *touched,
+        *(i for i, line in enumerate(after) if b'"serial"' in line or b"journal_seq" in line),
+    }
+    folded = dict(read_records(paths))
+    assert folded["+49301000003"]["attempts"][-1]["fax_id"] == "FX-9"
+    assert {k: v for k, v in folded.items() if k != "+49301000003"} == {
+        k: v for k, v in records.items() if k != "+49301000003"
+    }
+    assert orjson.loads(camp.lockfile.read_bytes())["recipients"] == folded
