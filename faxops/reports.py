@@ -24,7 +24,7 @@ import smtplib
 import ssl
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -40,6 +40,7 @@ from faxops.domain import Recipient, Status
 from faxops.fields import resolve_secret
 from faxops.manifest import EmailReport, FileReport, WebhookReport
 from faxops.plan import Action, Plan, PlannedAction, price_per_page
+from faxops.report_rows import ReportRow
 from faxops.state import read_records
 from faxops.state.files import atomic_write
 from faxops.state.journal import iso
@@ -84,7 +85,7 @@ class Report:
     campaign: str
     provider: str
     generated_at: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[ReportRow] = field(default_factory=list)
     by_status: Counter[str] = field(default_factory=Counter)
     by_failure: Counter[str] = field(default_factory=Counter)
     delivered_per_hour: Counter[str] = field(default_factory=Counter)
@@ -125,27 +126,27 @@ def mask_number(number: str) -> str:
     return number[:5] + "*" * (len(number) - 9) + number[-4:]
 
 
-def masked(row: dict[str, Any]) -> dict[str, Any]:
+def masked(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**row, "number": mask_number(str(row["number"])) if str(row["number"]).startswith("+") else "***"}
 
 
-def _row(number: str, record: Record, source: str | None, name: str | None) -> dict[str, Any]:
+def _row(number: str, record: Record, source: str | None, name: str | None) -> ReportRow:
     attempts = record.get("attempts") or []
     last = attempts[-1] if attempts else {}
-    return {
-        "number": number,
-        "name": name,
-        "status": record.get("status"),
-        "failure": last.get("failure") if record.get("status") in ("failed", "expired") else None,
-        "provider_status": last.get("raw_status"),
-        "reason": last.get("reason") if record.get("status") != "delivered" else None,
-        "attempts": counted_attempts(record),
-        "job_ids": [a["job_id"] for a in attempts if a.get("job_id")],
-        "pages": last.get("pages"),
-        "first_submitted": attempts[0].get("submitted_at") if attempts else None,
-        "updated": last.get("updated_at") or last.get("submitted_at") or record.get("expired_at"),
-        "source": source,
-    }
+    return ReportRow(
+        number=number,
+        name=name,
+        status=record.get("status"),
+        failure=last.get("failure") if record.get("status") in ("failed", "expired") else None,
+        provider_status=last.get("raw_status"),
+        reason=last.get("reason") if record.get("status") != "delivered" else None,
+        attempts=counted_attempts(record),
+        job_ids=[a["job_id"] for a in attempts if a.get("job_id")],
+        pages=last.get("pages"),
+        first_submitted=attempts[0].get("submitted_at") if attempts else None,
+        updated=last.get("updated_at") or last.get("submitted_at") or record.get("expired_at"),
+        source=source,
+    )
 
 
 @bulk
@@ -206,27 +207,27 @@ def build(campaign: Campaign, plan: Plan) -> Report:
             Action.SEND: "not_sent",
             Action.RETRY: "not_sent",
         }.get(todo.action, "not_sent")
-        row = {
-            "number": number,
-            "name": names.get(number),
-            "status": status,
-            "failure": None,
-            "provider_status": None,
-            "reason": todo.reason or (f"due {iso(todo.due)}" if todo.due else "not sent yet"),
-            "attempts": 0,
-            "job_ids": [],
-            "pages": None,
-            "first_submitted": None,
-            "updated": None,
-            "source": todo.source,
-        }
+        row = ReportRow(
+            number=number,
+            name=names.get(number),
+            status=status,
+            failure=None,
+            provider_status=None,
+            reason=todo.reason or (f"due {iso(todo.due)}" if todo.due else "not sent yet"),
+            attempts=0,
+            job_ids=[],
+            pages=None,
+            first_submitted=None,
+            updated=None,
+            source=todo.source,
+        )
         _account(report, row, None)
     report.rows.sort(key=lambda r: str(r["number"]))
     report.final = open_work == 0 and open_records == 0
     return report
 
 
-def _account(report: Report, row: dict[str, Any], record: Record | None) -> None:
+def _account(report: Report, row: ReportRow, record: Record | None) -> None:
     report.rows.append(row)
     report.by_status[str(row["status"])] += 1
     if row["failure"]:

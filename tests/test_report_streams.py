@@ -9,6 +9,7 @@ from collections.abc import Callable
 import orjson
 import pytest
 
+from faxops.report_rows import ReportRow
 from faxops.reports import CSV_COLUMNS, Report, _cell, iter_csv, iter_json, masked
 from tests.conftest import CampaignDir, Result
 
@@ -20,14 +21,20 @@ def _report(rows: int) -> Report:
     report = Report("c", "sandbox", "2030-01-01T00:00:00.000Z")
     for i in range(rows):
         report.rows.append(
-            {
-                "number": f"+4930{1000000 + i}",
-                "name": f"=R{i}" if i % 2 else None,
-                "status": "delivered",
-                "job_ids": [f"J{i}", "K"],
-                "attempts": 1,
-                "reason": 'a,b\n"c"' if i == 3 else None,
-            }
+            ReportRow(
+                number=f"+4930{1000000 + i}",
+                name=f"=R{i}" if i % 2 else None,
+                status="delivered",
+                failure=None,
+                provider_status="OK",
+                reason='a,b\n"c"' if i == 3 else None,
+                attempts=1,
+                job_ids=[f"J{i}", "K"],
+                pages=2,
+                first_submitted=None,
+                updated="2030-01-01T00:00:00.000Z",
+                source=f"list.csv:{i + 2}",
+            )
         )
         report.by_status["delivered"] += 1
     return report
@@ -39,6 +46,9 @@ def test_json_in_pieces_is_the_indented_document(rows: int, mask: bool) -> None:
     report = _report(rows)
     whole = orjson.dumps(report.to_json(mask=mask), option=orjson.OPT_INDENT_2)
     assert b"".join(iter_json(report, mask=mask, rows_per_chunk=2)) == whole
+    # A slotted row serialises as the dictionary it replaced, key for key and in the same order.
+    assert [list(r) for r in orjson.loads(whole)["recipients"]] == [list(dict(row)) for row in report.rows]
+    assert [orjson.dumps(row) for row in report.rows] == [orjson.dumps(dict(row)) for row in report.rows]
 
 
 @pytest.mark.parametrize("mask", [False, True])
