@@ -86,6 +86,7 @@ class Campaign:
         cache = self.cache or NumberCache(None)
         yield from resolve_sources(iter_sources(self.loaded), cache, workers=workers)
         cache.save()
+        cache.unload()
 
     @property
     def schedule(self) -> Schedule:

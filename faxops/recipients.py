@@ -91,6 +91,7 @@ class NumberCache:
         self.path = path
         self.known: dict[str, str] = {}  # key -> E.164, or "" for invalid
         self.dirty = False
+        self._unloaded = False
         if path is not None and path.exists():
             self._load(path)
 
@@ -109,8 +110,21 @@ class NumberCache:
         except (OSError, UnicodeDecodeError, ValueError, IndexError):
             self.known = {}
 
+    def unload(self) -> None:
+        """Free the entries once they are safely on disk (a million take ~200 MB); the next use reads
+        the file again, which costs one split (a report reads the list twice and keeps the first pass)."""
+        if self.path is not None and not self.dirty and self.known:
+            self.known = {}
+            self._unloaded = True
+
+    def _reload(self) -> None:
+        if self._unloaded and self.path is not None:
+            self._unloaded = False
+            self._load(self.path)
+
     def ensure(self, rows: list[Row], workers: int) -> dict[str, str]:
         """Normalise what the cache does not know yet; return the cache (key -> E.164 or "")."""
+        self._reload()
         known = self.known
         missing = {}
         for row in rows:
@@ -134,6 +148,7 @@ class NumberCache:
 
     def resolve_chunk(self, chunk: Chunk, workers: int) -> Chunk:
         """Set ``chunk.numbers``: one pass over its number column, phonenumbers only for what is new."""
+        self._reload()
         prefix = f"{chunk.region or ''}|"
         keys = [raw if raw[:1] == "+" else prefix + raw for raw in chunk.raws]
         get = self.known.get
@@ -171,6 +186,7 @@ class NumberCache:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             atomic_write(self.path, lines(), mode=0o600)
+            self.dirty = False
         except OSError:
             pass
 

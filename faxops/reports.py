@@ -36,6 +36,7 @@ import orjson
 from faxops import __version__, clock, secrets
 from faxops.bulk import bulk
 from faxops.campaign import Campaign
+from faxops.chunks import Chunk
 from faxops.domain import Recipient, Status
 from faxops.fields import resolve_secret
 from faxops.manifest import EmailReport, FileReport, WebhookReport
@@ -178,10 +179,7 @@ def build(campaign: Campaign, plan: Plan) -> Report:
     seen: set[str] = set()
     # The plan keeps no names for settled recipients (a million of them must stay small): read them again.
     # A duplicate row is merged into the first one read, which is the one sent: its name wins.
-    names: dict[str, str | None] = {}
-    for candidate in campaign.candidates():
-        if isinstance(candidate, Recipient):
-            names.setdefault(candidate.number, candidate.name)
+    names = _names(campaign)
     for number, record in read_records(campaign.paths):
         item = planned.get(number)
         name = names.get(number)
@@ -225,6 +223,19 @@ def build(campaign: Campaign, plan: Plan) -> Report:
     report.rows.sort(key=lambda r: str(r["number"]))
     report.final = open_work == 0 and open_records == 0
     return report
+
+
+def _names(campaign: Campaign) -> dict[str, str | None]:
+    """Each number's name in the list (the first row's, for a duplicate), read column by column."""
+    names: dict[str, str | None] = {}
+    for item in campaign.candidate_chunks():
+        if isinstance(item, Chunk):
+            for i, number in enumerate(item.numbers):
+                if number and number not in names:
+                    names[number] = item.name(i)
+        elif isinstance(item, Recipient):
+            names.setdefault(item.number, item.name)
+    return names
 
 
 def _account(report: Report, row: ReportRow, record: Record | None) -> None:
