@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import math
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -172,7 +173,7 @@ def _tick_label(moment: datetime, zone: tzinfo, bin_hours: int = 1) -> str:
 # --- the page --------------------------------------------------------------------------------------------
 
 
-def _display(row: dict[str, Any], retry_at: dict[str, str], zone: tzinfo) -> tuple[str, str]:
+def _display(row: Mapping[str, Any], retry_at: dict[str, str], zone: tzinfo) -> tuple[str, str]:
     """(the status as shown, the key it is filtered and coloured by)."""
     status = str(row["status"])
     if status == "failed" and str(row["number"]) in retry_at:
