@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import re
 from collections.abc import Callable
 
 import orjson
+import pytest
 
+from faxops.bulk import bulk, paused_gc
 from faxops.state import StatePaths, StateWriter, fold, read_raw_records, read_records
 from faxops.state.lockfile import parse_record
 from tests.conftest import CampaignDir, Result
@@ -76,3 +79,23 @@ def test_fold_copies_untouched_records_byte_for_byte(make_campaign: Make, cli: C
         k: v for k, v in records.items() if k != "+49301000003"
     }
     assert orjson.loads(camp.lockfile.read_bytes())["recipients"] == folded
+
+
+def test_bulk_passes_pause_the_collector_and_always_restore_it() -> None:
+    seen: list[bool] = []
+
+    @bulk
+    def work(fail: bool) -> None:
+        seen.append(gc.isenabled())
+        with paused_gc():
+            seen.append(gc.isenabled())
+        seen.append(gc.isenabled())  # a nested pause does not switch it back on early
+        if fail:
+            raise ValueError("boom")
+
+    assert gc.isenabled()
+    work(False)
+    with pytest.raises(ValueError, match="boom"):
+        work(True)
+    assert gc.isenabled()
+    assert seen == [False] * 6
