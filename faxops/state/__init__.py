@@ -17,6 +17,7 @@ from typing import Any
 from faxops import secrets
 from faxops.bulk import bulk
 from faxops.errors import StateError
+from faxops.state.fastread import read_summaries
 from faxops.state.files import fsync_dir
 from faxops.state.journal import Journal, JournalIndex
 from faxops.state.lock import StateLock
@@ -115,7 +116,13 @@ def load_state(paths: StatePaths, detail: Collection[str] = ()) -> RecordedState
     touched: dict[str, list[int]] = dict(index.by_number) if index else {}
     summaries: dict[str, Summary] = {}
     try:
-        if header is not None:
+        whole = None
+        if header is not None and index is None and not detail:
+            # The common case of a warm plan: nothing to replay, nothing wanted in detail.
+            whole = read_summaries(paths.lockfile, lambda raw: summarise(parse_record(paths.lockfile, raw)))
+        if whole is not None:
+            summaries = whole
+        elif header is not None:
             for number, raw in iter_raw_records(paths.lockfile):
                 pending = touched.pop(number, None)
                 fast = pending is None and isinstance(raw, bytes) and number not in detail

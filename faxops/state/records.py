@@ -241,10 +241,14 @@ def summarise_raw(raw: bytes) -> Summary | None:
     """
     for status, suffix in _SETTLED.items():
         if raw.endswith(suffix):
-            attempts = raw.count(b'"n":') - raw.count(b'"status":"not_sent"')
-            key = (status, attempts)
-            summary = _SHARED.get(key)
-            if summary is None:
-                summary = _SHARED.setdefault(key, Summary(status, attempts))
-            return summary
+            return shared_summary(status, raw.count(b'"n":') - raw.count(b'"status":"not_sent"'))
     return None
+
+
+def shared_summary(status: Status, attempts: int) -> Summary:
+    """The one summary of a settled record with this status and attempt count (never mutate it)."""
+    key = (status, attempts)
+    summary = _SHARED.get(key)
+    if summary is None:
+        summary = _SHARED.setdefault(key, Summary(status, attempts))
+    return summary
