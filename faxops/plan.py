@@ -271,7 +271,8 @@ def make_plan(
             )
         else:
             place(candidate, summary)
-    plan.not_in_manifest = sum(1 for number in state if number not in first_source)
+    # Counted by a C-level map over the state (a generator here was a tenth of a warm plan).
+    plan.not_in_manifest = len(state) - sum(map(first_source.__contains__, state))
     if due_counts and (rules.per_minute or schedule.restricts_time or schedule.start_at):
         plan.estimate = estimate(schedule, due_counts, now, rules.per_minute)
     return plan
