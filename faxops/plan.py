@@ -256,7 +256,7 @@ def make_plan(
                         PlannedAction(Action.UNCHANGED, number, None, None, None, source, _SETTLED[summary.status])
                     )
                 else:
-                    place(candidate.recipient(i), summary)
+                    place(candidate.recipient(i, source), summary)
             continue
         if isinstance(candidate, Invalid):
             place(candidate, None)
