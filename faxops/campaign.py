@@ -119,11 +119,13 @@ class Campaign:
         *,
         now: datetime | None = None,
         resend: Mapping[str, str] | None = None,
+        names: bool = False,
     ) -> Plan:
         """The plan for this campaign against ``state``.
 
         An empty recipient list is an input error, and so is a list with too many invalid rows
-        (``recipients.max_invalid_percent``): see ``invalid_share_problem``.
+        (``recipients.max_invalid_percent``): see ``invalid_share_problem``. ``names``: keep each
+        recipient's name in its action (for a report).
         """
         tally = _Tally()
         plan = make_plan(
@@ -134,6 +136,7 @@ class Campaign:
             rules=self.rules(now, resend),
             pages_per_fax=self.pages_per_fax,
             unknown_page_documents=self.unknown_page_documents,
+            names=names,
         )
         if not any(plan.groups.values()):
             raise InputError(

@@ -855,7 +855,7 @@ def _report_if_due(campaign: Any, output: Any) -> None:
     targets = campaign.loaded.model.reporting
     if not any(t.when in ("final", "always") for t in targets):
         return
-    plan = campaign.plan(load_state(campaign.paths))
+    plan = campaign.plan(load_state(campaign.paths), names=True)
     report = reports.build(campaign, plan)
     due = reports.due_targets(campaign, report, trigger="auto")
     if due:
@@ -1078,7 +1078,7 @@ def cmd_report(args: argparse.Namespace, output: Any) -> int:
 
     campaign = open_campaign(args.manifest, allow_outside=args.allow_outside)
     campaign.provider.close()
-    report = reports.build(campaign, campaign.plan(load_state(campaign.paths), cpu_workers()))
+    report = reports.build(campaign, campaign.plan(load_state(campaign.paths), cpu_workers(), names=True))
     if args.format:
         mask = args.mask_numbers
         if args.format == "json":

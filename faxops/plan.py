@@ -65,6 +65,7 @@ class PlannedAction:
     due: datetime | None = None  # when a deferred recipient becomes due
     zone: str | None = None  # the recipient's time zone(s), where windows apply
     forced: str | None = None  # ``apply --resend`` reason
+    name: str | None = None  # the recipient's name, kept only for reports (``make_plan(names=True)``)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"action": str(self.action), "number": self.number}
@@ -104,6 +105,7 @@ class Plan:
     currency: str | None = None
     estimate: Estimate | None = None
     campaign_stop: str | None = None  # a failure that is not the recipient's (document, account)
+    names: bool = False  # every action carries its recipient's name (a report's plan)
 
     def count(self, action: Action) -> int:
         return len(self.groups[action])
@@ -161,8 +163,12 @@ def make_plan(
     rules: Rules | None = None,
     pages_per_fax: int | None = 0,
     unknown_page_documents: int = 0,
+    names: bool = False,
 ) -> Plan:
     """Decide one action per recipient. ``candidates`` may be a generator; it is read once.
+
+    With ``names``, every action keeps its recipient's name (a report needs them; a plan does not, and
+    a million names are a million strings).
 
     A ``Chunk`` (rows of a file, resolved) is decided column by column: a row recorded as settled
     becomes its ``unchanged`` action without a ``Recipient`` ever being built for it."""
@@ -172,6 +178,7 @@ def make_plan(
     schedule = rules.schedule
     plan = Plan(campaign, pages_per_fax=pages_per_fax, unknown_page_documents=unknown_page_documents, now=now)
     plan.currency = rules.currency
+    plan.names = names
     groups = plan.groups
     unchanged = groups[Action.UNCHANGED]
     first_source: dict[str, str] = {}
@@ -238,6 +245,8 @@ def make_plan(
                     else:
                         planned.due = due if due > now else None  # a provider-side start time
                         plan.cost += prices.of(number)
+        if names:
+            planned.name = candidate.name
         groups[planned.action].append(planned)
 
     for candidate in candidates:
@@ -252,9 +261,10 @@ def make_plan(
                     continue
                 summary = get_summary(number)
                 if summary is not None and summary.status in _SETTLED and number not in exempt:
-                    unchanged.append(
-                        PlannedAction(Action.UNCHANGED, number, None, None, None, source, _SETTLED[summary.status])
-                    )
+                    kept = PlannedAction(Action.UNCHANGED, number, None, None, None, source, _SETTLED[summary.status])
+                    if names:
+                        kept.name = candidate.name(i)
+                    unchanged.append(kept)
                 else:
                     place(candidate.recipient(i, source), summary)
             continue
@@ -266,9 +276,9 @@ def make_plan(
             continue
         summary = get_summary(number)
         if summary is not None and summary.status in _SETTLED and number not in exempt:
-            unchanged.append(
-                PlannedAction(Action.UNCHANGED, number, None, None, None, candidate.source, _SETTLED[summary.status])
-            )
+            kept = PlannedAction(Action.UNCHANGED, number, None, None, None, candidate.source, _SETTLED[summary.status])
+            kept.name = candidate.name if names else None
+            unchanged.append(kept)
         else:
             place(candidate, summary)
     # Counted by a C-level map over the state (a generator here was a tenth of a warm plan).

@@ -22,11 +22,13 @@ import hmac
 import io
 import smtplib
 import ssl
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -131,16 +133,23 @@ def masked(row: Mapping[str, Any]) -> dict[str, Any]:
     return {**row, "number": mask_number(str(row["number"])) if str(row["number"]).startswith("+") else "***"}
 
 
+def _shared(value: Any) -> Any:
+    """One string object for a value that repeats across a million rows (a status, a provider's code):
+    each parsed record brings its own copy, ~50 bytes a row each that a report kept."""
+    return sys.intern(value) if isinstance(value, str) and len(value) <= 64 else value
+
+
 def _row(number: str, record: Record, source: str | None, name: str | None) -> ReportRow:
     attempts = record.get("attempts") or []
     last = attempts[-1] if attempts else {}
+    status = _shared(record.get("status"))
     return ReportRow(
         number=number,
         name=name,
-        status=record.get("status"),
-        failure=last.get("failure") if record.get("status") in ("failed", "expired") else None,
-        provider_status=last.get("raw_status"),
-        reason=last.get("reason") if record.get("status") != "delivered" else None,
+        status=status,
+        failure=_shared(last.get("failure")) if status in ("failed", "expired") else None,
+        provider_status=_shared(last.get("raw_status")),
+        reason=last.get("reason") if status != "delivered" else None,
         attempts=counted_attempts(record),
         job_ids=[a["job_id"] for a in attempts if a.get("job_id")],
         pages=last.get("pages"),
@@ -176,17 +185,15 @@ def build(campaign: Campaign, plan: Plan) -> Report:
         plan.count(Action.SEND) + plan.count(Action.RETRY) + plan.count(Action.DEFER) + plan.count(Action.UNKNOWN)
     )
     open_records = 0
-    seen: set[str] = set()
-    # The plan keeps no names for settled recipients (a million of them must stay small): read them again.
-    # A duplicate row is merged into the first one read, which is the one sent: its name wins.
-    names = _names(campaign)
+    # A plan made with names carries them (a duplicate row is merged into the first one read, which is
+    # the one sent: its name wins); otherwise the list is read again for them.
+    names = None if plan.names else _names(campaign)
     for number, record in read_records(campaign.paths):
-        item = planned.get(number)
-        name = names.get(number)
+        item = planned.pop(number, None)  # what is left afterwards has no record (instead of a set of seen)
+        name = names.get(number) if names is not None else item.name if item is not None else None
         row = _row(number, record, item.source if item is not None else None, name)
         if item is not None and item.action == Action.SKIP and item.reason and item.reason.startswith("suppressed"):
             row["reason"] = item.reason  # suppression is the reason it will not be sent again
-        seen.add(number)
         _account(report, row, record)
         if row["status"] == "delivered" and price is not None:
             context.cost_spent += price(number) * int(row["pages"] or context.pages_per_fax)
@@ -197,8 +204,6 @@ def build(campaign: Campaign, plan: Plan) -> Report:
                     context.cost_reported = (context.cost_reported or 0.0) + float(attempt["cost"])
         open_records += row["status"] not in _FINAL
     for number, todo in planned.items():
-        if number in seen:
-            continue
         status = {
             Action.SKIP: todo.status or "skipped",
             Action.DEFER: "deferred",
@@ -207,7 +212,7 @@ def build(campaign: Campaign, plan: Plan) -> Report:
         }.get(todo.action, "not_sent")
         row = ReportRow(
             number=number,
-            name=names.get(number),
+            name=names.get(number) if names is not None else todo.name,
             status=status,
             failure=None,
             provider_status=None,
@@ -220,7 +225,7 @@ def build(campaign: Campaign, plan: Plan) -> Report:
             source=todo.source,
         )
         _account(report, row, None)
-    report.rows.sort(key=lambda r: str(r["number"]))
+    report.rows.sort(key=attrgetter("number"))
     report.final = open_work == 0 and open_records == 0
     return report
 

@@ -9,8 +9,11 @@ from collections.abc import Callable
 import orjson
 import pytest
 
+from faxops import reports
+from faxops.campaign import open_campaign
 from faxops.report_rows import ReportRow
 from faxops.reports import CSV_COLUMNS, Report, _cell, iter_csv, iter_json, masked
+from faxops.state import load_state
 from tests.conftest import CampaignDir, Result
 
 Cli = Callable[..., Result]
@@ -71,3 +74,18 @@ def test_report_on_stdout_is_one_document(make_campaign: Make, cli: Cli) -> None
     rows = list(csv.reader(io.StringIO(cli("report", camp.manifest, "--format", "csv").out)))
     assert rows[0] == list(CSV_COLUMNS)
     assert len(rows) == 6
+
+
+def test_a_report_takes_names_from_its_plan_as_from_a_second_reading(make_campaign: Make, cli: Cli) -> None:
+    rows = [("+49 30 12345678", "First"), ("030 12345678", "Duplicate"), ("+33 1 42 68 53 00", "Lemaire")]
+    camp = make_campaign([*rows, ("+44 20 7946 0123", ""), ("12", "Invalid")], outcomes={"+33142685300": "busy"})
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    camp.csv.write_text(camp.csv.read_text() + "+1 202 555 0123,Not sent yet\n")
+    campaign = open_campaign(camp.manifest)
+    with_names = reports.build(campaign, campaign.plan(load_state(campaign.paths), names=True))
+    read_again = reports.build(campaign, campaign.plan(load_state(campaign.paths)))
+    assert [dict(r) for r in with_names.rows] == [dict(r) for r in read_again.rows]
+    by_number = {r.number: r.name for r in with_names.rows}
+    assert by_number["+493012345678"] == "First"  # the row that was sent, not its duplicate
+    assert by_number["+12025550123"] == "Not sent yet"
+    assert by_number["+442079460123"] is None
