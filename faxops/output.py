@@ -30,6 +30,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from faxops import secrets
 from faxops.apply import ApplyReport, JobResult
 from faxops.errors import FaxopsError, InputError, Problem
 from faxops.plan import Action, Plan
@@ -113,13 +114,16 @@ class Output:
         sys.stdout.flush()
 
     def stream(self, chunks: Iterable[bytes]) -> None:
-        """Write a document (a report of a million rows) to stdout piece by piece, ending with a newline."""
+        """Write a document (a report of a million rows) to stdout piece by piece, ending with a newline.
+
+        Bytes go to the binary buffer under stdout, which the secret scrubber wrapping stdout does not see:
+        each piece is scrubbed here (pieces end between rows; a secret never spans two)."""
         sys.stdout.flush()
         out = sys.stdout.buffer
         last = b"\n"
         for chunk in chunks:
             if chunk:
-                out.write(chunk)
+                out.write(secrets.scrub_bytes(chunk))
                 last = chunk[-1:]
         if last != b"\n":
             out.write(b"\n")

@@ -89,3 +89,19 @@ def test_a_report_takes_names_from_its_plan_as_from_a_second_reading(make_campai
     assert by_number["+493012345678"] == "First"  # the row that was sent, not its duplicate
     assert by_number["+12025550123"] == "Not sent yet"
     assert by_number["+442079460123"] is None
+
+
+def test_a_report_streamed_to_stdout_is_scrubbed_of_secrets(capsysbinary: pytest.CaptureFixture[bytes]) -> None:
+    from faxops import secrets
+    from faxops.output import Output
+
+    report = _report(3)
+    report.rows[1].reason = "refused: password 'hunter2-secret'"
+    secrets.register("hunter2-secret")
+    try:
+        Output(color=False).stream(iter_json(report, rows_per_chunk=1))
+    finally:
+        secrets.clear()
+    out = capsysbinary.readouterr().out
+    assert b"hunter2-secret" not in out
+    assert orjson.loads(out)["recipients"][1]["reason"] == "refused: password '***'"

@@ -192,6 +192,7 @@ def test_report_targets_scrub_what_an_older_lockfile_recorded(
     """A secret already in the state (written by an older faxops) stays out of files and webhook bodies."""
     from faxops import reports
     from faxops.campaign import open_campaign
+    from faxops.report_rows import ReportRow
 
     hook = _Hook()
     camp = make_campaign()
@@ -215,7 +216,8 @@ def test_report_targets_scrub_what_an_older_lockfile_recorded(
             attempts=1,
             reason=f'refused: password "{SECRET}"',
         )
-        report = reports.Report("test-campaign", "sandbox", "2026-11-24T09:00:00Z", rows=[row])
+        rows = [ReportRow(**row)]
+        report = reports.Report("test-campaign", "sandbox", "2026-11-24T09:00:00Z", rows=rows)
         results = reports.deliver(campaign, report, [0, 1, 2, 3])
     finally:
         hook.close()
