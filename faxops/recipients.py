@@ -205,9 +205,7 @@ def _parallel(args: list[tuple[str, str | None]], workers: int) -> list[str | No
 # --- reading lists ---------------------------------------------------------------------------------
 
 
-def _row_batches(
-    rows: Iterator[tuple[int, list[str]]], size: int
-) -> Iterator[tuple[list[int], list[list[str]]]]:
+def _row_batches(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[tuple[list[int], list[list[str]]]]:
     """The table reader's rows in batches: (line numbers, cells). Its checks (quotes left open, bytes
     that do not decode, over-long fields) run row by row as before; the caller works per batch."""
     while batch := list(islice(rows, size)):
