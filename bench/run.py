@@ -69,8 +69,9 @@ def number(i: int) -> str:
     return f"+33 {digits[0]} {digits[1:3]} {digits[3:5]} {digits[5:7]} {digits[7:9]}"
 
 
-def generate(directory: Path, size: int, manifest_text: str) -> Path:
-    """A campaign directory: a one-page PDF, a mixed-country CSV of ``size`` rows, and the manifest."""
+def generate(directory: Path, size: int, manifest_text: str | None = None) -> Path:
+    """A campaign directory: a one-page PDF, a mixed-country CSV of ``size`` rows, and the manifest
+    (the sandbox one of ``MANIFEST`` unless ``manifest_text`` is given)."""
     directory.mkdir(parents=True, exist_ok=True)
     from pypdf import PdfWriter
 
@@ -83,12 +84,13 @@ def generate(directory: Path, size: int, manifest_text: str) -> Path:
         for i in range(size):
             fh.write(f"{number(i)},Customer {i},A{i:07d}\n")
     manifest = directory / "campaign.yaml"
-    manifest.write_text(manifest_text)
+    manifest.write_text(manifest_text or MANIFEST.format(size=size, concurrency=8))
     return manifest
 
 
-def measure(argv: list[str], cwd: Path, *, keep_stdout: bool = False) -> dict[str, Any]:
-    """Wall time and peak RSS of one child process (``wait4`` gives that child's own rusage)."""
+def measure(argv: list[str], cwd: Path, *, keep_stdout: bool = True) -> dict[str, Any]:
+    """Wall time and peak RSS of one child process (``wait4`` gives that child's own rusage), and its
+    output as ``stdout`` unless ``keep_stdout`` is false (a report of a million rows goes to /dev/null)."""
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
         target = out if keep_stdout else subprocess.DEVNULL
@@ -104,27 +106,35 @@ def measure(argv: list[str], cwd: Path, *, keep_stdout: bool = False) -> dict[st
         raise SystemExit(f"{' '.join(argv)} failed ({code}):\n{stderr[-3000:]}")
     result: dict[str, Any] = {"seconds": round(elapsed, 3), "peak_mib": round(usage.ru_maxrss / 1024, 1)}
     if keep_stdout:
-        result.update(json.loads(stdout))
+        result["stdout"] = stdout
     return result
 
 
 def bench_size(size: int) -> dict[str, Any]:
     directory = WORK / str(size)
     shutil.rmtree(directory, ignore_errors=True)
-    manifest = generate(directory, size, MANIFEST.format(size=size, concurrency=8)).name
+    manifest = generate(directory, size).name
     faxops = [PY, "-m", "faxops"]
     results: dict[str, Any] = {"size": size}
-    results["csv_read"] = measure([PY, str(HERE / "csv_read.py"), "recipients.csv"], directory)
-    results["plan_cold"] = measure([*faxops, "plan", manifest], directory)
-    results["apply"] = measure([PY, str(HERE / "apply_harness.py"), manifest], directory, keep_stdout=True)
-    results["plan_warm"] = measure([*faxops, "plan", manifest, "--detailed-exitcode"], directory)
-    results["csv_read_again"] = measure([PY, str(HERE / "csv_read.py"), "recipients.csv"], directory)
-    results["status"] = measure([*faxops, "status", manifest], directory)
-    results["report_json"] = measure([*faxops, "report", manifest, "--format", "json"], directory)
-    results["report_csv"] = measure([*faxops, "report", manifest, "--format", "csv"], directory)
+    quiet = {"keep_stdout": False}
+    results["csv_read"] = measure([PY, str(HERE / "csv_read.py"), "recipients.csv"], directory, **quiet)
+    results["plan_cold"] = measure([*faxops, "plan", manifest], directory, **quiet)
+    results["apply"] = _harness(manifest, directory)
+    results["plan_warm"] = measure([*faxops, "plan", manifest, "--detailed-exitcode"], directory, **quiet)
+    results["csv_read_again"] = measure([PY, str(HERE / "csv_read.py"), "recipients.csv"], directory, **quiet)
+    results["status"] = measure([*faxops, "status", manifest], directory, **quiet)
+    results["report_json"] = measure([*faxops, "report", manifest, "--format", "json"], directory, **quiet)
+    results["report_csv"] = measure([*faxops, "report", manifest, "--format", "csv"], directory, **quiet)
     results["lockfile_bytes"] = (directory / "campaign.lock.json").stat().st_size
     shutil.rmtree(directory, ignore_errors=True)
     return results
+
+
+def _harness(manifest: str, directory: Path) -> dict[str, Any]:
+    """``bench/apply_harness.py``: its figures (JSON on stdout) beside its time and peak memory."""
+    result = measure([PY, str(HERE / "apply_harness.py"), manifest], directory)
+    result.update(json.loads(result.pop("stdout")))
+    return result
 
 
 def bench_latency() -> dict[str, Any]:
@@ -142,7 +152,7 @@ def bench_latency() -> dict[str, Any]:
         manifest = generate(directory, LATENCY_RECIPIENTS, text).name
         env = {**os.environ, "FAXPLUS_TOKEN": "secret"}
         os.environ.update(env)
-        result = measure([PY, str(HERE / "apply_harness.py"), manifest], directory, keep_stdout=True)
+        result = _harness(manifest, directory)
     finally:
         sim.send_signal(signal.SIGTERM)
         sim.wait(10)
