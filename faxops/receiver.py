@@ -8,7 +8,9 @@ What the server must survive, and where it is handled:
 =============================================  ==============================================================
 a malformed request (``Content-Length: abc``,  h11 refuses it: 400 at once, one warning line, no traceback
 ``-1``, oversized headers)
-an unauthenticated body of any size            401 from the headers alone; the connection is closed unread
+an unauthenticated body of any size            401 decided from the headers alone; a body up to ``max_body``
+                                               is drained and dropped (so the client reads the 401, not a
+                                               reset), a larger one is not read at all
 an authenticated body over ``max_body``        413 from ``Content-Length``, or as soon as a chunked body
                                                passes it
 a client that stalls before its headers        the connection is closed ``timeout`` seconds after it opened
@@ -27,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hmac
 import logging
 import socket
@@ -242,14 +245,17 @@ class Receiver:
     async def _request(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         source = scope["path"].strip("/").split("/")[-1] or "generic"
+        declared = headers.get("content-length", "")
         if scope["method"] != "POST":
+            await self._discard(receive, declared)
             raise _Answer(405, {"error": "POST a status push to /faxplus, /retarus or /generic"})
         if source not in PARSERS:
+            await self._discard(receive, declared)
             raise _Answer(404, {"error": f"unknown push path /{source}: use /faxplus, /retarus or /generic"})
         query = parse_qs(scope["query_string"].decode("latin-1"))
         if not self.credentials.allows(headers.get("authorization", ""), query):
+            await self._discard(receive, declared)
             raise _Answer(401, {"error": "authentication required"})
-        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body:  # h11 refused any other form with 400
             raise _Answer(413, {"error": f"body over {self.max_body} bytes"})
         body = await self._body(receive)
@@ -266,6 +272,27 @@ class Receiver:
         for push in pushes:
             _log_accepted(push)
         return 200, {"accepted": len(pushes)}
+
+    async def _discard(self, receive: Receive, declared: str) -> None:
+        """Read and drop a small body the request will not use, so that the client reads our answer.
+
+        Closing a socket with unread data in it makes the kernel send a reset, and a client that is
+        still writing its body then sees "connection reset" instead of the 401 (seen under load). The
+        decision was already taken from the headers; only a body no larger than ``max_body`` is
+        drained, chunk by chunk and never kept, within the request's deadline. A larger one is
+        answered at once: its sender gets the reset it asked for."""
+        if declared and (not declared.isdigit() or int(declared) > self.max_body):
+            return
+        size = 0
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.timeout):
+                while size <= self.max_body:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    size += len(message.get("body", b""))
+                    if not message.get("more_body"):
+                        return
 
     async def _body(self, receive: Receive) -> bytes:
         chunks: list[bytes] = []
