@@ -13,8 +13,9 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal, TextIO
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
@@ -23,6 +24,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -33,12 +35,12 @@ from rich.text import Text
 from faxops import secrets
 from faxops.apply import ApplyReport, JobResult
 from faxops.errors import FaxopsError, InputError, Problem
-from faxops.plan import Action, Plan
+from faxops.plan import Action, Plan, PlannedAction
 from faxops.reconcile import ReconcileReport
+from faxops.state.lockfile import Header
+from faxops.state.records import Record
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from faxops.planfile import SavedPlan
     from faxops.reports import Delivery
     from faxops.tracking import RefreshReport
@@ -71,7 +73,7 @@ _STATUS_STYLE = {
 }
 
 
-def _console(stream: Any, no_color: bool) -> Console:
+def _console(stream: TextIO, no_color: bool) -> Console:
     # NO_COLOR means no styling at all: rich's own no_color keeps bold and dim; no colour system drops them.
     system: Literal["auto"] | None = None if no_color else "auto"
     console = Console(file=stream, no_color=no_color, color_system=system, highlight=False, soft_wrap=True)
@@ -134,6 +136,29 @@ class Output:
 
     def note(self, text: str) -> None:
         self.err.print(escape(text), style="dim")
+
+    def warning(self, text: str) -> None:
+        """Something the user should look at, that did not stop the command (stderr, yellow)."""
+        self.err.print(escape(text), style="yellow")
+
+    def failure(self, text: str) -> None:
+        """One thing that failed (stderr, red, marked ✗)."""
+        self.err.print(f"[red]✗ {escape(text)}[/]")
+
+    def interrupt_received(self) -> None:
+        """The first Ctrl-C/SIGTERM of a run: say what happens now and what a second one does."""
+        self.err.print(
+            "\n[yellow]Interrupt received: finishing the faxes in flight and saving state "
+            "(press Ctrl-C again to abandon them; they will be reconciled next run).[/]"
+        )
+
+    def interrupted(self) -> None:
+        self.err.print("Interrupted.")
+
+    def internal_error(self, exc: BaseException, log: Path) -> None:
+        """A bug in faxops: one line for the user, the traceback is in ``log``."""
+        self.err.print(f"[bold red]Internal error:[/] {escape(type(exc).__name__)}: {escape(str(exc))}")
+        self.err.print(f"[dim]The traceback is in {escape(str(log))}; please attach it to a bug report.[/]")
 
     # --- errors --------------------------------------------------------------------------------
 
@@ -211,7 +236,7 @@ class Output:
             )
         if plan.estimate is not None and (plan.count(Action.DEFER) or plan.estimate.per_minute):
             out.print(_estimate_line(plan))
-        out.print(self.plan_summary(plan))
+        out.print(self._plan_summary(plan))
 
     def planned_for(self, plan: Plan, zone: str | None) -> None:
         """The moment the plan was made for (``plan --at`` or now), in the campaign's time zone and UTC."""
@@ -226,8 +251,12 @@ class Output:
             when += f" ({plan.now.astimezone(UTC):%H:%MZ})"
         self.human.print(f"[dim]Planned for {escape(when)}.[/]")
 
+    def plan_summary_line(self, plan: Plan) -> None:
+        """The plan's one-line summary alone (``apply PLANFILE``: the plan itself was reviewed already)."""
+        self.human.print(self._plan_summary(plan))
+
     @staticmethod
-    def plan_summary(plan: Plan) -> str:
+    def _plan_summary(plan: Plan) -> str:
         s = plan.summary()
         text = (
             f"[bold]Plan:[/] {s['send']} to send, {s['retry']} to retry, {s['unchanged']} unchanged, "
@@ -254,9 +283,9 @@ class Output:
         out.print(f"Saved plan [bold]{escape(str(path))}[/] for campaign [bold]{escape(saved.campaign)}[/]")
         out.print(f"[dim]  planned for {escape(saved.at or '?')} · manifest {escape(saved.manifest)} · {against}[/]")
         out.print()
-        by_action: dict[str, list[dict[str, Any]]] = {}
-        for item in saved.actions:
-            by_action.setdefault(str(item.get("action")), []).append(item)
+        by_action: dict[str, list[Mapping[str, object]]] = {}
+        for saved_action in saved.actions:
+            by_action.setdefault(str(saved_action.get("action")), []).append(saved_action)
         for action in Action:
             group = by_action.get(str(action), [])
             if not group or (action == Action.UNCHANGED and not details):
@@ -328,7 +357,7 @@ class Output:
         for where in report.rescued:
             self.err.print(f"[bold red]Job records could not be journalled; they were saved to {escape(where)}[/]")
 
-    def recipient(self, number: str, record: Mapping[str, Any]) -> None:
+    def recipient(self, number: str, record: Record) -> None:
         status = str(record.get("status"))
         attempts = record.get("attempts") or []
         self.human.print(
@@ -370,8 +399,8 @@ class Output:
     def status(
         self,
         campaign: str,
-        header: Mapping[str, Any] | None,
-        rows: Sequence[Mapping[str, Any]],
+        header: Header | None,
+        rows: Sequence[Mapping[str, object]],
         counts: Counter[str],
         total: int,
         *,
@@ -384,7 +413,7 @@ class Output:
             then = "the pipeline's apply step records it" if self.automation else "run `faxops apply`"
             out.print(f"Campaign [bold]{escape(campaign)}[/] has no recorded state yet ({then}).")
             return
-        meta = f"serial {header['serial']}, lineage {header['lineage']}" if header else "not folded yet"
+        meta = f"serial {header.serial}, lineage {header.lineage}" if header else "not folded yet"
         out.print(f"Campaign [bold]{escape(campaign)}[/] · {total} recipient(s) recorded · {meta}")
         table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
         table.add_column("status")
@@ -415,8 +444,8 @@ class Output:
                 for k in ("status", "failure", "attempts", "job_id", "raw_status", "updated_at", "reason")
             ]
             texts = [Text(str(c), no_wrap=True, overflow="ellipsis") for c in cells]
-            texts[0].stylize(_STATUS_STYLE.get(row["status"], ""))
-            detail.add_row(escape(row["number"]), *texts)
+            texts[0].stylize(_STATUS_STYLE.get(str(row["status"]), ""))
+            detail.add_row(escape(str(row["number"])), *texts)
         out.print(detail)
         if not details and total > len(rows):
             out.print(f"[dim]… {total - len(rows)} more (--details lists all)[/]")
@@ -457,18 +486,17 @@ def _local(moment: datetime, zone: str | None) -> str:
     return f"{local:%a %d %b %H:%M} {local.tzname()} ({utc})"
 
 
-def _deferred_table(group: Sequence[Any]) -> Table:
-    by_zone: dict[str, list[Any]] = {}
+def _deferred_table(group: Sequence[PlannedAction]) -> Table:
+    by_zone: dict[str, list[datetime]] = {}
     for item in group:
-        by_zone.setdefault(item.zone or "UTC", []).append(item)
+        if item.due is not None:  # every deferred action has a due time; the type allows None
+            by_zone.setdefault(item.zone or "UTC", []).append(item.due)
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 0))
     table.add_column("", width=4)  # indent under the group title
     for column in ("time zone", "recipients", "first due (local)", "last due (local)"):
         table.add_column(column, no_wrap=True, justify="right" if column == "recipients" else "left")
-    for zone, items in sorted(by_zone.items(), key=lambda kv: min(i.due for i in kv[1])):
-        first = min(i.due for i in items)
-        last = max(i.due for i in items)
-        table.add_row("", escape(zone), str(len(items)), _local(first, zone), _local(last, zone))
+    for zone, dues in sorted(by_zone.items(), key=lambda kv: min(kv[1])):
+        table.add_row("", escape(zone), str(len(dues)), _local(min(dues), zone), _local(max(dues), zone))
     return table
 
 
@@ -490,7 +518,7 @@ def _estimate_line(plan: Plan) -> str:
     return f"[bold]Estimate:[/] the last fax goes out about {finish}, in {text} ({pace}, within the send windows)"
 
 
-def _attempt_rows(attempts: Sequence[Mapping[str, Any]]) -> Table:
+def _attempt_rows(attempts: Sequence[Record]) -> Table:
     table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     for column in ("#", "status", "failure", "provider status", "job", "fax id", "pages", "submitted", "updated"):
         table.add_column(column, no_wrap=True)
@@ -534,7 +562,7 @@ class ApplyProgress:
         self._next_mark = 0.1
         self._started = time.monotonic()
         self._progress: Progress | None = None
-        self._task: Any = None
+        self._task: TaskID | None = None
         self._plain_lines = output.automation  # CI logs: a line every 10 % whatever the size of the run
         if output.err.is_terminal and total and not output.automation:
             self._progress = Progress(
@@ -574,7 +602,7 @@ class ApplyProgress:
                 self.failed += count
             elif result.outcome == "unknown":
                 self.unknown += count
-            if self._progress is not None:
+            if self._progress is not None and self._task is not None:
                 self._progress.update(self._task, advance=count, failures=self._failures())
                 return
             # No terminal (CI, cron): a line every 10 %, for runs long enough to need one.

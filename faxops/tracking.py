@@ -21,7 +21,7 @@ from faxops.campaign import Campaign
 from faxops.domain import Status, StatusUpdate
 from faxops.errors import AuthError, ProviderError, TransientError
 from faxops.providers.base import JobRef
-from faxops.state import StateWriter, read_records
+from faxops.state import RecordedState, StateWriter, read_records
 from faxops.state.files import atomic_write
 from faxops.state.journal import iso, parse_iso
 from faxops.state.records import Record
@@ -56,6 +56,18 @@ class RefreshReport:
     stopped: str | None = None  # why polling stopped early (rate limit, credentials)
     not_reported: int = 0  # accepted by a provider that reports no delivery status
     pushed: int = 0  # status pushes taken in from the webhook inbox
+    # Kept as the exception itself, so that the CLI's exit code follows its type and not the wording.
+    refused: AuthError | None = None
+
+
+def needs_refresh(campaign: Campaign, state: RecordedState) -> bool:
+    """Whether asking the provider (or reading the webhook inbox) could change what is recorded."""
+    from faxops.webhook import inbox_path
+
+    inbox = inbox_path(campaign.paths)
+    if inbox.exists() and inbox.stat().st_size:
+        return True
+    return campaign.provider.reports_status and any(s.status in ("queued", "sending") for s in state.summaries.values())
 
 
 def open_jobs(records: Iterable[tuple[str, Record]], numbers: set[str] | None = None) -> Iterator[TrackedJob]:
@@ -153,6 +165,7 @@ def refresh(
                 break
             except AuthError as exc:
                 report.stopped = f"credentials refused: {exc.describe()}"
+                report.refused = exc
                 break
             except ProviderError as exc:
                 report.stopped = f"status of job {job.job_id} failed: {exc.describe()}"
