@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from faxops import clock
 from faxops.campaign import Campaign
+from faxops.clock import iso, now_iso
 from faxops.domain import Receipt, Recipient, StatusUpdate, Submission, classify
 from faxops.errors import (
     AuthError,
@@ -35,7 +36,7 @@ from faxops.errors import (
 from faxops.plan import Plan, PlannedAction
 from faxops.schedule import CAMPAIGN_FAILURES
 from faxops.state import StateWriter
-from faxops.state.journal import iso, now_iso, rescue
+from faxops.state.journal import rescue
 from faxops.state.records import Event
 
 #: consecutive provider-unavailable answers after which the run stops instead of hammering it

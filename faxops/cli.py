@@ -427,7 +427,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return EXIT_INTERNAL
 
 
-def _debug_log(exc: BaseException, argv: Sequence[str]) -> Path:
+def _debug_log(exc: BaseException, argv: Sequence[str] = ()) -> Path:
     """Append the traceback, with the faxops version and the command, to the debug log; return its path."""
     directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "faxops"
     try:

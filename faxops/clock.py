@@ -1,5 +1,9 @@
 """The one source of "now" and of waiting, so that schedules, retry waits and rate limits can be tested
-with a clock that tests move by hand (no sleeping in tests)."""
+with a clock that tests move by hand (no sleeping in tests); and the one spelling of times in state files.
+
+Nothing else in faxops calls ``datetime.now`` or ``time.sleep`` on the program's behalf: a provider that
+did would put its own idea of "now" into a schedule the tests cannot move. (The loopback simulators in
+``faxops.testing`` keep real time on purpose: they stand for a provider's servers.)"""
 
 from __future__ import annotations
 
@@ -65,4 +69,31 @@ CLOCK: Clock = Clock()
 
 
 def now() -> datetime:
+    """Now, from the program's clock (a test's ``ManualClock`` when one is installed)."""
     return CLOCK.now()
+
+
+def sleep(seconds: float, stop: threading.Event | None = None) -> bool:
+    """Wait on the program's clock; False when ``stop`` was set first."""
+    return CLOCK.sleep(seconds, stop)
+
+
+def iso(moment: datetime) -> str:
+    """Timestamps in state files: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_iso(value: object) -> datetime | None:
+    """A timestamp as ``iso`` writes it (or any ISO 8601 form); naive ones are UTC; None when unreadable."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(str(value).strip())
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def now_iso() -> str:
+    """Now, as ``iso`` writes it."""
+    return iso(CLOCK.now())

@@ -16,11 +16,12 @@ from typing import Any
 
 import phonenumbers
 
+from faxops import clock
 from faxops.bulk import bulk
 from faxops.chunks import Chunk
+from faxops.clock import iso, parse_iso
 from faxops.domain import FailureClass, Invalid, Recipient, Status, classify
 from faxops.schedule import Estimate, RetryPolicy, Schedule, estimate
-from faxops.state.journal import iso, parse_iso
 from faxops.state.records import Summary
 
 PLAN_FORMAT_VERSION = 1
@@ -143,7 +144,7 @@ class Plan:
 class Rules:
     """Everything besides the recipients and the state that decides a plan."""
 
-    now: datetime = field(default_factory=lambda: datetime.now(UTC))
+    now: datetime = field(default_factory=clock.now)
     policy: RetryPolicy = field(default_factory=RetryPolicy)
     schedule: Schedule = field(default_factory=Schedule)
     resend: Mapping[str, str] = field(default_factory=dict)  # number -> why (``apply --resend``)

@@ -23,11 +23,11 @@ import orjson
 from faxops import __version__
 from faxops.apply import ApplyReport, JobResult
 from faxops.campaign import Campaign
+from faxops.clock import now_iso
 from faxops.manifest import ReceiptReport
 from faxops.redact import hash_id, mask_number
 from faxops.state import load_state
 from faxops.state.files import atomic_write
-from faxops.state.journal import now_iso
 from faxops.state.lockfile import Header, read_header
 
 RECEIPT_KIND = "faxops-receipt"

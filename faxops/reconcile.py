@@ -13,10 +13,10 @@ from datetime import datetime
 
 from faxops.apply import receipt_event
 from faxops.campaign import Campaign
+from faxops.clock import now_iso, parse_iso
 from faxops.domain import Recipient, Status, Submission
 from faxops.errors import ProviderError
 from faxops.state import RecordedState, StateWriter
-from faxops.state.journal import now_iso, parse_iso
 
 
 @dataclass(frozen=True)

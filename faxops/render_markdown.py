@@ -22,9 +22,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from faxops.changes import InputChanges
+from faxops.clock import iso, parse_iso
 from faxops.plan import Action, Plan
 from faxops.redact import mask_number, scrub
-from faxops.state.journal import iso, parse_iso
 
 if TYPE_CHECKING:
     from faxops.planfile import SavedPlan

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from faxops import __version__
-from faxops.state.journal import parse_iso
+from faxops.clock import parse_iso
 
 if TYPE_CHECKING:
     from faxops.reports import Report

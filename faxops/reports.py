@@ -23,7 +23,6 @@ import io
 import smtplib
 import ssl
 import sys
-import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from faxops import __version__, clock, secrets
 from faxops.bulk import bulk
 from faxops.campaign import Campaign
 from faxops.chunks import Chunk
+from faxops.clock import iso
 from faxops.domain import Recipient, Status
 from faxops.fields import resolve_secret
 from faxops.manifest import EmailReport, FileReport, WebhookReport
@@ -46,7 +46,6 @@ from faxops.plan import Action, Plan, PlannedAction, price_per_page
 from faxops.report_rows import ReportRow
 from faxops.state import read_records
 from faxops.state.files import atomic_write
-from faxops.state.journal import iso
 from faxops.state.records import Record, counted_attempts
 
 REPORT_FORMAT_VERSION = 1
@@ -430,7 +429,7 @@ def post_webhook(campaign: Campaign, report: Report, target: WebhookReport) -> s
     last = ""
     for attempt in range(target.retries + 1):
         if attempt:
-            time.sleep(min(30.0, 0.5 * 2**attempt))
+            clock.sleep(min(30.0, 0.5 * 2**attempt))
         try:
             response = httpx.post(target.url, content=body, headers=headers, timeout=target.timeout.total_seconds())
         except httpx.HTTPError as exc:

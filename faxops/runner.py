@@ -243,7 +243,7 @@ def refuse_deferred_resends(campaign: Campaign, plan: Plan, state: RecordedState
 
     Without it, apply printed "No changes" and exited 0: the operator believed the fax had gone.
     """
-    from faxops.state.journal import parse_iso
+    from faxops.clock import parse_iso
 
     min_gap = campaign.rules().policy.min_gap
     lines = []

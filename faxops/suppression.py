@@ -15,11 +15,11 @@ import socket
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from faxops.clock import now_iso
 from faxops.errors import InputError, Problem
 from faxops.manifest import LoadedManifest, SuppressFile
 from faxops.recipients import normalise
 from faxops.state.files import atomic_write
-from faxops.state.journal import now_iso
 from faxops.tables import ListFile, check_archive, file_format, iter_table, number_text
 
 GLOBAL_LIST_ENV = "FAXOPS_SUPPRESSION_LIST"

@@ -18,12 +18,12 @@ import orjson
 from faxops import clock
 from faxops.apply import updates_json
 from faxops.campaign import Campaign
+from faxops.clock import iso, parse_iso
 from faxops.domain import Status, StatusUpdate
 from faxops.errors import AuthError, ProviderError, TransientError
 from faxops.providers.base import JobRef
 from faxops.state import RecordedState, StateWriter, read_records
 from faxops.state.files import atomic_write
-from faxops.state.journal import iso, parse_iso
 from faxops.state.records import Record
 from faxops.webhook import ingest
 

@@ -32,11 +32,11 @@ from defusedxml.common import DefusedXmlException
 
 from faxops import clock, secrets
 from faxops.apply import updates_json
+from faxops.clock import iso, parse_iso
 from faxops.domain import Status, StatusUpdate
 from faxops.providers.faxplus import fax_failure, map_fax_status
 from faxops.providers.retarus import updates_from_report
 from faxops.state import StatePaths, StateWriter, read_records
-from faxops.state.journal import iso, parse_iso
 
 _KEEP_UNMATCHED = timedelta(days=7)
 

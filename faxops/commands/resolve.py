@@ -26,9 +26,9 @@ class ResolveArgs:
 
 def run(args: ResolveArgs, output: Output) -> int:
     """Record the decision (and who made it) for one pending send."""
+    from faxops.clock import now_iso
     from faxops.manifest import load_manifest
     from faxops.state import StatePaths, StateWriter
-    from faxops.state.journal import now_iso
 
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
     number = number_arg(args.number, loaded)  # read as cancel and --resend read it, before taking the lock

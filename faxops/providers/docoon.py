@@ -27,12 +27,12 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from faxops.clock import iso
 from faxops.domain import FailureClass, Receipt, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError
 from faxops.fields import SecretRef
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
-from faxops.state.journal import iso
 
 #: Outcome letters known to be final for the number (assumed; the raw letter is always kept)
 PERMANENT_OUTCOMES = {"I": "invalid number", "D": "document refused"}

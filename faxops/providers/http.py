@@ -88,7 +88,9 @@ class HttpProvider(Provider):
         super().__init__(settings, context)
         assert isinstance(settings, HttpSettings)
         self.http_settings = settings
-        self.sleep: Callable[[float], None] = time.sleep  # tests replace it: no real waiting
+        # Backoff between retries of one call waits in real time (the provider's clock, not the campaign's
+        # schedule); tests replace it so that nothing really waits.
+        self.sleep: Callable[[float], None] = time.sleep
         self._basic: httpx.BasicAuth | None = None
         secrets.register_url(settings.base_url)
         self.client = httpx.Client(

@@ -32,18 +32,19 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from faxops import clock
+from faxops.clock import iso, parse_iso
 from faxops.domain import FailureClass, Receipt, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError, ProviderError
 from faxops.fields import Duration, SecretRef, resolve_secret
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
-from faxops.state.journal import iso, parse_iso
 
 _F = Status.FAILED
 #: Retarus' recipient status codes, as Retarus spells them -> (faxops status, failure class, retryable).
@@ -237,8 +238,8 @@ class RetarusProvider(HttpProvider):
             body["statusReportOptions"] = {"httpStatusPush": push}
         # A job that ends by a known time either has a report after it or never existed: that is what
         # makes a lost answer decidable without a person.
-        start = max(datetime.now(UTC), submission.send_at) if submission.send_at else None
-        body["meta"] = {"jobValid": {"end": iso((start or datetime.now(UTC)) + s.job_validity)}}
+        start = max(clock.now(), submission.send_at) if submission.send_at else None
+        body["meta"] = {"jobValid": {"end": iso((start or clock.now()) + s.job_validity)}}
         if start is not None:
             body["meta"]["jobValid"]["start"] = iso(start)
         response = self.call("POST", self._path(), json=body, auth=self._basic_auth(), sends=True)
@@ -291,7 +292,7 @@ class RetarusProvider(HttpProvider):
                 return Lookup(decided=True, found=found, evidence=f"report of job {found[0].job_id} at {url}")
         # Reports exist only for completed jobs: absence proves nothing while a job may still be running,
         # nor when a list was full (only the oldest 1,000 are listed), nor after reports expire (30 days).
-        now = datetime.now(UTC)
+        now = clock.now()
         settled = since is not None and now > since + self.retarus.job_validity + self.retarus.report_grace
         asked = f"{len(self._report_urls())} data centre(s)"
         if settled and not full and since is not None and now - since < timedelta(days=30):

@@ -21,11 +21,11 @@ import orjson
 from pydantic import Field
 
 from faxops import clock
+from faxops.clock import iso
 from faxops.domain import Receipt, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError, RejectedError
 from faxops.fields import Duration
 from faxops.providers.base import Lookup, Provider, ProviderContext, ProviderSettings
-from faxops.state.journal import iso
 
 Outcome = Literal["delivered", "busy", "no_answer", "not_fax", "invalid", "rejected", "timeout"]
 
@@ -109,6 +109,8 @@ class SandboxProvider(Provider):
     def submit(self, submission: Submission) -> Receipt:
         latency = self.sandbox.latency.total_seconds()
         if latency:
+            # Real time, not the program's clock: latency stands for the network, and the crash tests
+            # kill the process while a call is in flight.
             time.sleep(latency)
         outcomes = {r.number: self._outcome(r.number) for r in submission.recipients}
         refused = [n for n, o in outcomes.items() if o == "rejected"]

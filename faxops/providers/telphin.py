@@ -24,13 +24,14 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from faxops import clock
 from faxops.domain import Document, Receipt, Sender, Status, StatusUpdate, Submission
 from faxops.errors import AuthError, OutcomeUnknownError, Problem
 from faxops.fields import SecretRef, resolve_secret
@@ -212,7 +213,7 @@ class TelphinProvider(HttpProvider):
         rows = listed.get("results") if isinstance(listed, dict) else listed
         faxes = [fax.model_dump() for fax in self.read(_FaxList, rows, "the list of sent faxes").root]
         zone = ZoneInfo(self.telphin.timezone)
-        earliest = (since or datetime.now(UTC) - timedelta(days=1)) - timedelta(minutes=5)
+        earliest = (since or clock.now() - timedelta(days=1)) - timedelta(minutes=5)
         matches = []
         for fax in faxes:
             if str(fax.get("dst_num")) != self._dst(recipient.number):

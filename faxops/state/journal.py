@@ -18,38 +18,16 @@ import sys
 import tempfile
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from faxops import secrets
+from faxops import clock, secrets
 from faxops.errors import JournalWriteError, StateError
 from faxops.state.files import fsync_dir
 from faxops.state.records import Event, event_numbers
-
-
-def iso(moment: datetime) -> str:
-    """Timestamps in state files: UTC, milliseconds, ``Z``."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_iso(value: object) -> datetime | None:
-    """A timestamp as ``iso`` writes it (or any ISO 8601 form); naive ones are UTC; None when unreadable."""
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).strip())
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def now_iso() -> str:
-    from faxops import clock
-
-    return iso(clock.now())
 
 
 @dataclass(frozen=True)
@@ -206,7 +184,7 @@ def rescue(campaign: str, events: list[dict[str, Any]]) -> Path | None:
 
     Returns the file written, or None when even that failed (the caller then prints the events).
     """
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = clock.now().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"faxops-rescue-{campaign}-{stamp}-{os.getpid()}.jsonl"
     candidates = [Path.home() / ".faxops" / "rescue", Path(tempfile.gettempdir())]
     data = b"".join(orjson.dumps(secrets.scrub_event(e)) + b"\n" for e in events)

@@ -21,8 +21,8 @@ from typing import Any
 
 import orjson
 
+from faxops.clock import now_iso
 from faxops.errors import JournalWriteError, StateError, StateLockedError
-from faxops.state.journal import now_iso
 
 
 @dataclass(frozen=True)
