@@ -21,7 +21,7 @@ def main() -> None:
     writer = StateWriter(campaign.paths, campaign.name, operation="bench")
     plan = campaign.plan(writer.state(), cpu_workers())
     started = time.perf_counter()
-    report = execute(campaign, plan, writer, ApplyOptions(concurrency=campaign.loaded.model.schedule.concurrency))
+    report = execute(campaign, plan, writer, ApplyOptions(pace=campaign.pace()))
     sent_seconds = time.perf_counter() - started
     del plan  # as the CLI does: the fold runs without the plan in memory
     journal = writer.journal

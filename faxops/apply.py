@@ -16,12 +16,11 @@ import hashlib
 import itertools
 import threading
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from faxops import clock
 from faxops.campaign import Campaign
 from faxops.clock import iso, now_iso
 from faxops.domain import Receipt, Recipient, StatusUpdate, Submission, classify
@@ -33,6 +32,7 @@ from faxops.errors import (
     RejectedError,
     TransientError,
 )
+from faxops.pace import Pace
 from faxops.plan import Plan, PlannedAction
 from faxops.schedule import CAMPAIGN_FAILURES
 from faxops.state import StateWriter
@@ -123,56 +123,19 @@ class ApplyReport:
 
 @dataclass
 class ApplyOptions:
-    concurrency: int = 4
+    """How one round sends: its pace (None: the campaign's), a stop event, a callback per job."""
+
+    pace: Pace | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     on_result: Callable[[JobResult], None] | None = None
-    per_minute: int | None = None
-    per_hour: int | None = None
 
 
-class RateLimiter:
-    """Faxes per minute (paced evenly: receiving machines and providers prefer a steady stream) and per
-    hour (a sliding window), across the whole run. Reservations are made in submission order."""
-
-    def __init__(self, per_minute: int | None, per_hour: int | None) -> None:
-        self.interval = 60.0 / per_minute if per_minute else 0.0
-        self.per_hour = per_hour
-        self._next = 0.0
-        self._window: deque[tuple[float, int]] = deque()
-        self._in_window = 0
-
-    def reserve(self, count: int, now: float) -> float:
-        """Seconds to wait before sending ``count`` faxes (and book them)."""
-        start = max(now, self._next)
-        if self.per_hour:
-            while self._window and self._window[0][0] <= start - 3600:
-                self._in_window -= self._window.popleft()[1]
-            while self._window and self._in_window + count > self.per_hour:
-                moment, booked = self._window.popleft()
-                self._in_window -= booked
-                start = max(start, moment + 3600)
-            self._window.append((start, count))
-            self._in_window += count
-        self._next = start + self.interval * count
-        return start - now
-
-    def wait(self, count: int, stop: threading.Event) -> bool:
-        if not (self.interval or self.per_hour):
-            return not stop.is_set()
-        delay = self.reserve(count, clock.CLOCK.monotonic())
-        return clock.CLOCK.sleep(delay, stop)
-
-
-def batches(campaign: Campaign, actions: Sequence[PlannedAction]) -> Iterator[Submission]:
+def batches(campaign: Campaign, actions: Sequence[PlannedAction], size: int) -> Iterator[Submission]:
     """Group the plan's sends into provider jobs, each with its deterministic reference.
 
     A job holds recipients with the same provider-side start time and the same forced/normal kind, so
     that what the intent records is true of every recipient in it.
     """
-    size = campaign.provider.job_size()
-    wanted = campaign.loaded.model.schedule.batch_size or campaign.provider.default_batch_size
-    if wanted:
-        size = min(size, wanted)
     digests = [d.sha256 for d in campaign.documents]
     for _, group in itertools.groupby(actions, key=lambda a: (a.due, a.forced)):
         chunk_source = list(group)
@@ -314,13 +277,15 @@ def execute(campaign: Campaign, plan: Plan, writer: StateWriter, options: ApplyO
     forced = {a.number: a.forced for a in plan.to_submit if a.forced}
     run = _Run(campaign, writer, options, forced)
     started = time.monotonic()
-    window = max(1, options.concurrency) * 2
-    limiter = RateLimiter(options.per_minute, options.per_hour)
+    pace = options.pace or campaign.pace()
+    # Twice the workers in flight keeps every worker busy without reading the whole plan into futures.
+    window = max(1, pace.concurrency) * 2
+    limiter = pace.limiter()
     actions = plan.to_submit
     if any(a.due is not None for a in actions):
         actions = sorted(actions, key=lambda a: (a.due is not None, a.due or plan.now))
-    jobs = batches(campaign, actions)
-    with ThreadPoolExecutor(max_workers=max(1, options.concurrency), thread_name_prefix="faxops-send") as pool:
+    jobs = batches(campaign, actions, pace.batch_size)
+    with ThreadPoolExecutor(max_workers=max(1, pace.concurrency), thread_name_prefix="faxops-send") as pool:
         in_flight: set[Future[JobResult]] = set()
         for submission in jobs:
             if options.stop.is_set():

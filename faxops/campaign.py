@@ -23,6 +23,7 @@ from faxops.domain import Document, Invalid, Recipient, Sender
 from faxops.errors import InputError, Problem
 from faxops.fields import resolve_secret, secret_problem
 from faxops.manifest import LoadedManifest, iter_paths, load_manifest
+from faxops.pace import Pace
 from faxops.plan import Plan, Rules, make_plan
 from faxops.providers import REGISTRY, Provider, ProviderContext
 from faxops.recipients import NumberCache, iter_sources, resolve_sources
@@ -92,12 +93,9 @@ class Campaign:
     def schedule(self) -> Schedule:
         return Schedule.from_spec(self.loaded.model.schedule)
 
-    def per_minute(self) -> float | None:
-        rate = self.loaded.model.schedule.rate
-        if rate is None:
-            return None
-        paces = [p for p in (rate.per_minute, rate.per_hour / 60 if rate.per_hour else None) if p]
-        return min(paces) if paces else None
+    def pace(self, parallelism: int | None = None) -> Pace:
+        """Rate, concurrency and batch size on this provider (``parallelism`` overrides concurrency)."""
+        return Pace.of(self.loaded.model.schedule, self.provider, parallelism)
 
     def rules(self, now: datetime | None = None, resend: Mapping[str, str] | None = None) -> Rules:
         model = self.loaded.model
@@ -108,7 +106,7 @@ class Campaign:
             resend=dict(resend or {}),
             per_page=model.budget.per_page,
             currency=model.budget.currency if model.budget.per_page else None,
-            per_minute=self.per_minute(),
+            per_minute=self.pace().steady_per_minute,
             provider_side=model.schedule.provider_side and self.provider.can_schedule,
         )
 
@@ -433,13 +431,13 @@ def _compliance_problems(loaded: LoadedManifest, provider: Provider, documents: 
                             severity="warning",
                         )
                     )
-    batch_size = model.schedule.batch_size
-    if batch_size is not None and batch_size > provider.job_size():
+    pace = Pace.of(model.schedule, provider)
+    if pace.batch_capped:
         problems.append(
             loaded.problem(
                 ("schedule", "batch_size"),
                 f"{provider.name} takes at most {provider.job_size()} recipient(s) per job: jobs will hold "
-                f"{provider.job_size()}, not {batch_size}",
+                f"{pace.batch_size}, not {pace.requested_batch_size}",
                 severity="warning",
             )
         )

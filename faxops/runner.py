@@ -181,16 +181,8 @@ def _approve(plan: Plan, request: ApplyRequest, ui: ApplyUI) -> None:
 
 
 def _send(campaign: Campaign, plan: Plan, writer: StateWriter, request: ApplyRequest, ui: ApplyUI) -> ApplyReport:
-    schedule = campaign.loaded.model.schedule
-    rate = schedule.rate
     with ui.sending(plan) as progress:
-        options = ApplyOptions(
-            concurrency=request.concurrency or schedule.concurrency,
-            stop=request.stop,
-            on_result=progress,
-            per_minute=rate.per_minute if rate else None,
-            per_hour=rate.per_hour if rate else None,
-        )
+        options = ApplyOptions(pace=campaign.pace(request.concurrency), stop=request.stop, on_result=progress)
         return execute(campaign, plan, writer, options)
 
 

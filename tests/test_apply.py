@@ -38,7 +38,7 @@ def test_job_id_that_cannot_be_journalled_is_rescued_and_sending_stops(
     campaign = open_campaign(camp.manifest)
     writer = AnswerLosingWriter(campaign.paths, campaign.name, operation="test")
     plan = campaign.plan(writer.state())
-    report = execute(campaign, plan, writer, ApplyOptions(concurrency=1))
+    report = execute(campaign, plan, writer, ApplyOptions(pace=campaign.pace(parallelism=1)))
     writer.close()
     assert report.stopped is not None
     assert "journal cannot be written" in report.stopped
@@ -114,7 +114,7 @@ def test_no_intent_no_send(make_campaign: Make) -> None:
     camp = make_campaign()
     campaign = open_campaign(camp.manifest)
     writer = IntentRefusingWriter(campaign.paths, campaign.name, operation="test")
-    report = execute(campaign, campaign.plan(writer.state()), writer, ApplyOptions(concurrency=2))
+    report = execute(campaign, campaign.plan(writer.state()), writer, ApplyOptions(pace=campaign.pace(parallelism=2)))
     writer.close()
     assert report.stopped is not None
     assert "nothing more was sent" in report.stopped

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from faxops import clock
-from faxops.apply import RateLimiter
+from faxops.pace import RateLimiter
 from faxops.testing.server import QUEUED_FOR
 from tests.campaigns import BUSY, FINE, INVALID
 from tests.conftest import CampaignDir, Result, write_csv
