@@ -44,9 +44,10 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from faxops.errors import FaxopsError, InputError, StateLockedError
+from faxops.providers.base import BadPush
 from faxops.reports import mask_number
 from faxops.state import StatePaths, StateWriter
-from faxops.webhook import PARSERS, BadPush, Inbox, Push, inbox_path, ingest, parse
+from faxops.webhook import PARSERS, Inbox, Push, inbox_path, ingest, parse, push_paths
 
 MAX_BODY = 1 << 20
 #: seconds a client has to send its headers (from connecting), then its body (from the headers)
@@ -248,10 +249,10 @@ class Receiver:
         declared = headers.get("content-length", "")
         if scope["method"] != "POST":
             await self._discard(receive, declared)
-            raise _Answer(405, {"error": "POST a status push to /faxplus, /retarus or /generic"})
+            raise _Answer(405, {"error": f"POST a status push to {push_paths()}"})
         if source not in PARSERS:
             await self._discard(receive, declared)
-            raise _Answer(404, {"error": f"unknown push path /{source}: use /faxplus, /retarus or /generic"})
+            raise _Answer(404, {"error": f"unknown push path /{source}: use {push_paths()}"})
         query = parse_qs(scope["query_string"].decode("latin-1"))
         if not self.credentials.allows(headers.get("authorization", ""), query):
             await self._discard(receive, declared)

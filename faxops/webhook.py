@@ -27,22 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from defusedxml import ElementTree
-from defusedxml.common import DefusedXmlException
 
 from faxops import clock, secrets
 from faxops.apply import updates_json
 from faxops.clock import iso, parse_iso
 from faxops.domain import Status, StatusUpdate
-from faxops.providers.faxplus import fax_failure, map_fax_status
-from faxops.providers.retarus import updates_from_report
+from faxops.providers import REGISTRY
+from faxops.providers.base import BadPush, PushedUpdate, push_json, push_number
 from faxops.state import StatePaths, StateWriter, read_records
 
 _KEEP_UNMATCHED = timedelta(days=7)
-
-
-class BadPush(ValueError):
-    """A push that is not in any form faxops reads (answered 400, nothing recorded)."""
 
 
 @dataclass(frozen=True)
@@ -61,92 +55,10 @@ class Push:
 # --- parsing ------------------------------------------------------------------------------------------
 
 
-def _number(value: Any) -> str:
-    text = str(value or "").strip().replace(" ", "")
-    if not text:
-        raise BadPush("a recipient without a number")
-    return text if text.startswith("+") else "+" + text.removeprefix("00")
-
-
-def parse_faxplus(body: bytes) -> list[tuple[tuple[str, ...], StatusUpdate]]:
-    doc = _json(body)
-    hook, data = doc.get("hook") or {}, doc.get("data")
-    if not isinstance(data, dict) or hook.get("event", "fax_sent") != "fax_sent":
-        raise BadPush("expected a FAX.PLUS fax_sent event with a data object")
-    raw = str(data.get("status") or "")
-    status, retryable = map_fax_status(raw)
-    # The docs show from/to; the SDK from_number/to_number.
-    number = _number(data.get("to") or data.get("to_number"))
-    fax_id = str(data.get("id") or "")
-    if not fax_id or not raw:
-        raise BadPush("data.id and data.status are required")
-    ids = tuple(dict.fromkeys(i for i in (fax_id, str(hook.get("id") or "")) if i))
-    update = StatusUpdate(
-        number,
-        status,
-        raw,
-        None if status == Status.DELIVERED else raw.replace("_", " "),
-        retryable,
-        data.get("pages") if isinstance(data.get("pages"), int) else None,
-        parse_iso(data.get("start_time")),
-        provider_id=fax_id,
-        failure=fax_failure(raw) if status == Status.FAILED else None,
-        cost=str(data["cost"]) if data.get("cost") is not None else None,
-    )
-    return [(ids, update)]
-
-
-def parse_retarus(body: bytes, content_type: str) -> list[tuple[tuple[str, ...], StatusUpdate]]:
-    is_json = "json" in content_type or body.lstrip()[:1] in (b"{", b"[")
-    report = _json(body) if is_json else _retarus_xml(body)
-    job_id = str(report.get("jobId") or "")
-    if not job_id:
-        raise BadPush("a Retarus report without jobId")
-    updates = updates_from_report(report)
-    if not updates:
-        raise BadPush("a Retarus report without recipientStatus entries")
-    return [((job_id,), u) for u in updates]
-
-
-def _retarus_xml(body: bytes) -> dict[str, Any]:
-    """The XML report as the dict its JSON form would be (tags compared without namespaces)."""
-    try:
-        root = ElementTree.fromstring(body)
-    except (ElementTree.ParseError, DefusedXmlException) as exc:
-        raise BadPush(f"malformed XML: {exc}") from None
-
-    def local(tag: str) -> str:
-        return tag.rsplit("}", 1)[-1]
-
-    def text(node: Any, name: str) -> str | None:
-        for child in node.iter():
-            if local(child.tag) == name and child.text and child.text.strip():
-                return str(child.text.strip())
-        return None
-
-    recipients = []
-    for node in root.iter():
-        if local(node.tag) in ("recipientStatus", "RecipientStatus", "recipient"):
-            recipients.append(
-                {
-                    "number": text(node, "number"),
-                    "status": text(node, "status"),
-                    "reason": text(node, "reason"),
-                    "sentTs": text(node, "sentTs"),
-                }
-            )
-    pages = text(root, "pages")
-    return {
-        "jobId": text(root, "jobId"),
-        "pages": int(pages) if pages and pages.isdigit() else None,
-        "recipientStatus": recipients,
-    }
-
-
-def parse_generic(body: bytes) -> list[tuple[tuple[str, ...], StatusUpdate]]:
-    doc = _json(body, allow_list=True)
+def parse_generic(body: bytes) -> list[PushedUpdate]:
+    doc = push_json(body, allow_list=True)
     items = doc if isinstance(doc, list) else [doc]
-    out: list[tuple[tuple[str, ...], StatusUpdate]] = []
+    out: list[PushedUpdate] = []
     for item in items:
         if not isinstance(item, dict):
             raise BadPush("each update must be an object")
@@ -158,7 +70,7 @@ def parse_generic(body: bytes) -> list[tuple[tuple[str, ...], StatusUpdate]]:
         if not job_id:
             raise BadPush("job_id is required")
         update = StatusUpdate(
-            _number(item.get("number")),
+            push_number(item.get("number")),
             status,
             item.get("raw"),
             item.get("reason"),
@@ -170,28 +82,19 @@ def parse_generic(body: bytes) -> list[tuple[tuple[str, ...], StatusUpdate]]:
     return out
 
 
-def _json(body: bytes, *, allow_list: bool = False) -> Any:
-    try:
-        doc = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise BadPush(f"malformed JSON: {exc}") from None
-    if not isinstance(doc, dict) and not (allow_list and isinstance(doc, list)):
-        raise BadPush("expected a JSON object")
-    return doc
+#: the receiver's paths: one per provider that pushes (from the registry), and the generic form
+PARSERS = {name: p.push_format for name, p in REGISTRY.items() if p.push_format} | {"generic": "generic JSON"}
 
 
-PARSERS = {"faxplus": "FAX.PLUS fax_sent", "retarus": "Retarus status push", "generic": "generic JSON"}
+def push_paths() -> str:
+    """The receiver's paths as a user reads them: ``/faxplus, /retarus or /generic``."""
+    paths = [f"/{name}" for name in PARSERS]
+    return ", ".join(paths[:-1]) + f" or {paths[-1]}"
 
 
 def parse(source: str, body: bytes, content_type: str) -> list[Push]:
-    if source == "faxplus":
-        found = parse_faxplus(body)
-    elif source == "retarus":
-        found = parse_retarus(body, content_type)
-    elif source == "generic":
-        found = parse_generic(body)
-    else:
-        raise KeyError(source)
+    """The pushes in one request to ``/<source>``; ``BadPush`` when the body is not that form."""
+    found = parse_generic(body) if source == "generic" else REGISTRY[source].parse_push(body, content_type)
     at = iso(clock.now())
     return [Push(source, ids, update, at) for ids, update in found]
 

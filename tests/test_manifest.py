@@ -13,6 +13,7 @@ from faxops.campaign import open_campaign
 from faxops.errors import InputError
 from faxops.manifest import campaign_schema, load_manifest
 from faxops.providers import REGISTRY
+from faxops.testing import SIMULATORS
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = REPO / "schemas" / "campaign.schema.json"
@@ -24,21 +25,14 @@ def test_committed_schema_is_current() -> None:
     assert committed == campaign_schema(), "schemas/campaign.schema.json is stale: run `make schemas`"
 
 
-#: credentials the example manifests reference; real values never appear in them
-EXAMPLE_ENV = {
-    "RETARUS_USER": "faxops",
-    "RETARUS_PASSWORD": "secret",
-    "DOCOON_USER": "faxops",
-    "DOCOON_PASSWORD": "secret",
-    "FAXPLUS_TOKEN": "secret",
-    "TELPHIN_CLIENT_ID": "faxops",
-    "TELPHIN_CLIENT_SECRET": "secret",
-    "VOIPNOW_TOKEN": "secret",
-}
+#: credentials the example manifests reference (the simulators' accepted ones); real values never appear in them
+EXAMPLE_ENV = {key: value for sim in SIMULATORS.values() for key, value in sim.good_env.items()}
 
 
 def test_there_is_an_example_per_provider() -> None:
     assert {p.stem for p in EXAMPLES} >= {"example", *REGISTRY} - {"sandbox"}
+    # the schema is generated from the registry too: every provider type is one of its choices
+    assert set(REGISTRY) <= set(json.dumps(campaign_schema()).split('"')), "a provider is missing from the schema"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)

@@ -26,7 +26,7 @@ Cli = Callable[..., Result]
 
 @dataclass
 class Case:
-    """How to point one provider at its simulator."""
+    """How to point one provider at its simulator (the facts live on the simulator class)."""
 
     type: str
     settings: Callable[[Simulator], dict[str, Any]]
@@ -35,59 +35,24 @@ class Case:
     submit_path: str  # regex of the call that sends, for faults aimed at it
     sim_kwargs: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, kind: str) -> Case:
+        sim = SIMULATORS[kind]
+        return cls(kind, sim.provider_settings, dict(sim.good_env), dict(sim.bad_env), sim.submit_path)
 
-CASES = [
-    Case(
-        "docoon",
-        lambda sim: {
-            "base_url": f"{sim.url}/api/v1",
-            "username": "${env:DOCOON_USER}",
-            "password": "${env:DOCOON_PASSWORD}",
-        },
-        env={"DOCOON_USER": "faxops", "DOCOON_PASSWORD": "secret"},
-        bad_env={"DOCOON_USER": "faxops", "DOCOON_PASSWORD": "wrong"},
-        submit_path=r"/api/v1/FaxJobs",
-    ),
-    Case(
-        "faxplus",
-        lambda sim: {"base_url": f"{sim.url}/v3", "token": "${env:FAXPLUS_TOKEN}"},
-        env={"FAXPLUS_TOKEN": "secret"},
-        bad_env={"FAXPLUS_TOKEN": "revoked"},
-        submit_path=r"/v3/accounts/[^/]+/outbox",
-    ),
-    Case(
-        "retarus",
-        lambda sim: {
-            "base_url": f"{sim.url}/rest/v1",
-            "report_urls": [f"{sim.url}/de1/rest/v1", f"{sim.url}/de2/rest/v1"],
-            "customer_number": "99999TE",
-            "username": "${env:RETARUS_USER}",
-            "password": "${env:RETARUS_PASSWORD}",
-        },
-        env={"RETARUS_USER": "faxops", "RETARUS_PASSWORD": "secret"},
-        bad_env={"RETARUS_USER": "faxops", "RETARUS_PASSWORD": "wrong"},
-        submit_path=r"/rest/v1/[^/]+/fax",
-    ),
-    Case(
-        "telphin",
-        lambda sim: {
-            "base_url": f"{sim.url}/api/ver1.0",
-            "extension_id": 122,
-            "client_id": "${env:TELPHIN_CLIENT_ID}",
-            "client_secret": "${env:TELPHIN_CLIENT_SECRET}",
-        },
-        env={"TELPHIN_CLIENT_ID": "faxops", "TELPHIN_CLIENT_SECRET": "secret"},
-        bad_env={"TELPHIN_CLIENT_ID": "faxops", "TELPHIN_CLIENT_SECRET": "wrong"},
-        submit_path=r".*/fax/out/",
-    ),
-    Case(
-        "voipnow",
-        lambda sim: {"base_url": sim.url, "token": "${env:VOIPNOW_TOKEN}", "extension": "0003*210"},
-        env={"VOIPNOW_TOKEN": "secret"},
-        bad_env={"VOIPNOW_TOKEN": "expired"},
-        submit_path=r"/uapi/faxes/.*",
-    ),
-]
+
+#: every registered HTTP provider, from the registry: a provider without a simulator fails the test below
+CASES = [Case.of(kind) for kind in REGISTRY if kind != "sandbox" and kind in SIMULATORS]
+
+
+def test_every_registered_provider_has_a_simulator_and_battery_case() -> None:
+    # The sandbox is the in-process provider: it has no API to simulate.
+    assert set(REGISTRY) - {"sandbox"} == set(SIMULATORS)
+    assert {c.type for c in CASES} == set(REGISTRY) - {"sandbox"}
+    for case in CASES:
+        assert case.env, case.type
+        assert case.bad_env != case.env, case.type
+        assert case.submit_path, case.type
 
 
 @pytest.fixture(params=CASES, ids=lambda c: c.type)

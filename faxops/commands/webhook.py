@@ -27,6 +27,7 @@ def run(args: WebhookArgs, output: Output) -> int:
     from faxops.manifest import load_manifest
     from faxops.receiver import Receiver, credentials_for
     from faxops.state import StatePaths
+    from faxops.webhook import PARSERS
 
     _log_to_stderr("faxops.webhook", "uvicorn.error")
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
@@ -35,7 +36,7 @@ def run(args: WebhookArgs, output: Output) -> int:
         StatePaths.for_manifest(args.manifest, loaded.name), loaded.name, credentials, host=args.host, port=args.port
     ).start()
     output.line(f"Receiving status pushes for campaign {loaded.name} on {receiver.url}")
-    output.line("  FAX.PLUS fax_sent: /faxplus · Retarus status push (XML or JSON): /retarus · generic JSON: /generic")
+    output.line("  " + " · ".join(f"{label}: /{name}" for name, label in PARSERS.items()))
     output.line("  Authenticate with Basic auth (user from status_push.username), a Bearer token, or ?token=.")
     serve_until_interrupted(output, receiver.stop)
     output.line(f"Stopped: {receiver.accepted} update(s) accepted, {receiver.rejected} request(s) refused.")

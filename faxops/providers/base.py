@@ -17,11 +17,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
+
+import orjson
 
 from faxops.domain import Document, Receipt, Sender, StatusUpdate, Submission
 from faxops.errors import Problem, ProviderError
 from faxops.fields import StrictModel
+
+
+class BadPush(ValueError):
+    """A status push that is not in any form faxops reads (answered 400, nothing recorded)."""
+
+
+#: one recipient's status from a push, with the provider ids that may name its attempt (job, fax, outbox)
+PushedUpdate = tuple[tuple[str, ...], StatusUpdate]
 
 
 class ProviderSettings(StrictModel):
@@ -93,6 +103,9 @@ class Provider(ABC):
     #: whether per-recipient fields (name, personalisation) reach the provider
     personalisation: ClassVar[bool] = False
     reports_status: ClassVar[bool] = True
+    #: what the provider's status push is called, or None when it sends none (``webhook serve`` offers
+    #: ``/<name>`` for each provider that has one)
+    push_format: ClassVar[str | None] = None
 
     def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
         self.settings = settings
@@ -164,3 +177,30 @@ class Provider(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections."""
+
+    @classmethod
+    def parse_push(cls, body: bytes, content_type: str) -> list[PushedUpdate]:
+        """The updates in one status push of this provider (where ``push_format``); ``BadPush`` if unreadable.
+
+        A class method: the webhook receiver has no settings and no connection, only the request.
+        """
+        raise BadPush(f"{cls.name} sends no status pushes")
+
+
+def push_json(body: bytes, *, allow_list: bool = False) -> Any:
+    """A push body as JSON (an object, or a list where allowed); ``BadPush`` otherwise."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadPush(f"malformed JSON: {exc}") from None
+    if not isinstance(doc, dict) and not (allow_list and isinstance(doc, list)):
+        raise BadPush("expected a JSON object")
+    return doc
+
+
+def push_number(value: object) -> str:
+    """A pushed recipient number as E.164 (pushes write ``4930...``, ``004930...`` or ``+49 30 ...``)."""
+    text = str(value or "").strip().replace(" ", "")
+    if not text:
+        raise BadPush("a recipient without a number")
+    return text if text.startswith("+") else "+" + text.removeprefix("00")

@@ -36,10 +36,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from faxops.clock import parse_iso
 from faxops.domain import Document, FailureClass, Receipt, Sender, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError, Problem
 from faxops.fields import SecretRef, resolve_secret
-from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
+from faxops.providers.base import (
+    BadPush,
+    JobRef,
+    Lookup,
+    ProviderContext,
+    ProviderSettings,
+    PushedUpdate,
+    push_json,
+    push_number,
+)
 from faxops.providers.http import HttpProvider, HttpSettings
 
 MAX_TOTAL_BYTES = 150 * 1024 * 1024
@@ -173,6 +183,7 @@ class FaxPlusProvider(HttpProvider):
     """FAX.PLUS v3."""
 
     name = "faxplus"
+    push_format = "FAX.PLUS fax_sent"
     cancels_whole_job = True
     can_schedule = True
     settings_model = FaxPlusSettings
@@ -340,3 +351,32 @@ class FaxPlusProvider(HttpProvider):
         )
         where = f"{len(outbox)} outbox entr{'y' if len(outbox) == 1 else 'ies'} and {len(sent)} sent fax(es)"
         return Lookup(True, [receipt], f"{where} with comment {submission.reference}")
+
+    @classmethod
+    def parse_push(cls, body: bytes, content_type: str) -> list[PushedUpdate]:
+        """A FAX.PLUS ``fax_sent`` webhook: one recipient of one outbox entry."""
+        doc = push_json(body)
+        hook, data = doc.get("hook") or {}, doc.get("data")
+        if not isinstance(data, dict) or hook.get("event", "fax_sent") != "fax_sent":
+            raise BadPush("expected a FAX.PLUS fax_sent event with a data object")
+        raw = str(data.get("status") or "")
+        status, retryable = map_fax_status(raw)
+        # The docs show from/to; the SDK from_number/to_number.
+        number = push_number(data.get("to") or data.get("to_number"))
+        fax_id = str(data.get("id") or "")
+        if not fax_id or not raw:
+            raise BadPush("data.id and data.status are required")
+        ids = tuple(dict.fromkeys(i for i in (fax_id, str(hook.get("id") or "")) if i))
+        update = StatusUpdate(
+            number,
+            status,
+            raw,
+            None if status == Status.DELIVERED else raw.replace("_", " "),
+            retryable,
+            data.get("pages") if isinstance(data.get("pages"), int) else None,
+            parse_iso(data.get("start_time")),
+            provider_id=fax_id,
+            failure=fax_failure(raw) if status == Status.FAILED else None,
+            cost=str(data["cost"]) if data.get("cost") is not None else None,
+        )
+        return [(ids, update)]

@@ -36,6 +36,8 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
+from defusedxml import ElementTree
+from defusedxml.common import DefusedXmlException
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from faxops import clock
@@ -43,7 +45,7 @@ from faxops.clock import iso, parse_iso
 from faxops.domain import FailureClass, Receipt, Status, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError, ProviderError
 from faxops.fields import Duration, SecretRef, resolve_secret
-from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
+from faxops.providers.base import BadPush, JobRef, Lookup, ProviderContext, ProviderSettings, PushedUpdate, push_json
 from faxops.providers.http import HttpProvider, HttpSettings
 
 _F = Status.FAILED
@@ -174,6 +176,7 @@ class RetarusProvider(HttpProvider):
     """Retarus Fax REST v1."""
 
     name = "retarus"
+    push_format = "Retarus status push (XML or JSON)"
     prints_header = True  # renderingOptions.header
     can_schedule = True
     settings_model = RetarusSettings
@@ -309,6 +312,19 @@ class RetarusProvider(HttpProvider):
             f"{asked}; {why}, so run `faxops reconcile` again later",
         )
 
+    @classmethod
+    def parse_push(cls, body: bytes, content_type: str) -> list[PushedUpdate]:
+        """A Retarus status push: a job report, XML by default or JSON on request, one entry per recipient."""
+        is_json = "json" in content_type or body.lstrip()[:1] in (b"{", b"[")
+        report = push_json(body) if is_json else _report_from_xml(body)
+        job_id = str(report.get("jobId") or "")
+        if not job_id:
+            raise BadPush("a Retarus report without jobId")
+        updates = updates_from_report(report)
+        if not updates:
+            raise BadPush("a Retarus report without recipientStatus entries")
+        return [((job_id,), u) for u in updates]
+
 
 class _Loose(BaseModel):
     """A report as the reference describes it: the fields faxops reads are checked, others ignored."""
@@ -364,3 +380,38 @@ def updates_from_report(report: Mapping[str, Any]) -> list[StatusUpdate]:
             )
         )
     return updates
+
+
+def _report_from_xml(body: bytes) -> dict[str, Any]:
+    """The XML report as the dict its JSON form would be (tags compared without namespaces)."""
+    try:
+        root = ElementTree.fromstring(body)
+    except (ElementTree.ParseError, DefusedXmlException) as exc:
+        raise BadPush(f"malformed XML: {exc}") from None
+
+    def local(tag: str) -> str:
+        return tag.rsplit("}", 1)[-1]
+
+    def text(node: Any, name: str) -> str | None:
+        for child in node.iter():
+            if local(child.tag) == name and child.text and child.text.strip():
+                return str(child.text.strip())
+        return None
+
+    recipients = []
+    for node in root.iter():
+        if local(node.tag) in ("recipientStatus", "RecipientStatus", "recipient"):
+            recipients.append(
+                {
+                    "number": text(node, "number"),
+                    "status": text(node, "status"),
+                    "reason": text(node, "reason"),
+                    "sentTs": text(node, "sentTs"),
+                }
+            )
+    pages = text(root, "pages")
+    return {
+        "jobId": text(root, "jobId"),
+        "pages": int(pages) if pages and pages.isdigit() else None,
+        "recipientStatus": recipients,
+    }

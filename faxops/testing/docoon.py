@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from faxops.testing.server import ApiError, Job, Request, Response, Simulator
 
@@ -20,6 +20,13 @@ class DocoonSimulator(Simulator):
 
     name = "docoon"
     api_prefix = "/api/v1"
+    good_env: ClassVar[dict[str, str]] = {"DOCOON_USER": "faxops", "DOCOON_PASSWORD": "secret"}
+    bad_env: ClassVar[dict[str, str]] = {"DOCOON_USER": "faxops", "DOCOON_PASSWORD": "wrong"}
+    submit_path = r"/api/v1/FaxJobs"
+    account_settings: ClassVar[dict[str, object]] = {
+        "username": "${env:DOCOON_USER}",
+        "password": "${env:DOCOON_PASSWORD}",
+    }
 
     def __init__(
         self,

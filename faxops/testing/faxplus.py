@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from faxops.testing.server import ApiError, Job, Request, Response, Simulator
 
@@ -66,6 +66,10 @@ class FaxPlusSimulator(Simulator):
 
     name = "faxplus"
     api_prefix = "/v3"
+    good_env: ClassVar[dict[str, str]] = {"FAXPLUS_TOKEN": "secret"}
+    bad_env: ClassVar[dict[str, str]] = {"FAXPLUS_TOKEN": "revoked"}
+    submit_path = r"/v3/accounts/[^/]+/outbox"
+    account_settings: ClassVar[dict[str, object]] = {"token": "${env:FAXPLUS_TOKEN}"}
 
     def __init__(
         self, host: str = "127.0.0.1", port: int = 0, *, transmit_seconds: float | None = None, token: str = "secret"

@@ -13,7 +13,7 @@ import base64
 import binascii
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from faxops.testing.server import ApiError, Job, Request, Response, Simulator
 
@@ -71,6 +71,14 @@ class RetarusSimulator(Simulator):
 
     name = "retarus"
     api_prefix = "/rest/v1"  # base_url is the high-availability URL: where jobs are sent
+    good_env: ClassVar[dict[str, str]] = {"RETARUS_USER": "faxops", "RETARUS_PASSWORD": "secret"}
+    bad_env: ClassVar[dict[str, str]] = {"RETARUS_USER": "faxops", "RETARUS_PASSWORD": "wrong"}
+    submit_path = r"/rest/v1/[^/]+/fax"
+    account_settings: ClassVar[dict[str, object]] = {
+        "customer_number": "99999TE",
+        "username": "${env:RETARUS_USER}",
+        "password": "${env:RETARUS_PASSWORD}",
+    }
 
     def __init__(
         self,

@@ -163,6 +163,15 @@ class Simulator:
 
     name: ClassVar[str]
     api_prefix: ClassVar[str] = ""  # the path the real API's base URL ends in, e.g. /v3
+    # What the shared test battery and the example manifests need to know, kept with the simulator so
+    # that a new provider cannot be registered without them (tests derive their cases from SIMULATORS).
+    #: environment variables the manifest's ``${env:...}`` credentials read: accepted ones, refused ones
+    good_env: ClassVar[dict[str, str]] = {}
+    bad_env: ClassVar[dict[str, str]] = {}
+    #: regex of the API path that submits a fax (faults aimed at sending use it)
+    submit_path: ClassVar[str] = ""
+    #: the ``provider:`` settings besides the URLs: account fields, credentials as ``${env:...}``
+    account_settings: ClassVar[dict[str, object]] = {}
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, transmit_seconds: float | None = None) -> None:
         self.lock = threading.RLock()
@@ -198,6 +207,10 @@ class Simulator:
     def manifest_settings(self) -> dict[str, str | list[str]]:
         """The URL settings a manifest needs to reach this simulator (``base_url`` first)."""
         return {"base_url": self.base_url}
+
+    def provider_settings(self) -> dict[str, object]:
+        """Everything besides ``type`` that a manifest's ``provider:`` needs to use this simulator."""
+        return {**self.manifest_settings(), **self.account_settings}
 
     def start(self) -> Simulator:
         self._thread = threading.Thread(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
 from faxops.testing.server import ApiError, Job, Request, Response, Simulator
@@ -19,6 +19,14 @@ class TelphinSimulator(Simulator):
 
     name = "telphin"
     api_prefix = "/api/ver1.0"
+    good_env: ClassVar[dict[str, str]] = {"TELPHIN_CLIENT_ID": "faxops", "TELPHIN_CLIENT_SECRET": "secret"}
+    bad_env: ClassVar[dict[str, str]] = {"TELPHIN_CLIENT_ID": "faxops", "TELPHIN_CLIENT_SECRET": "wrong"}
+    submit_path = r".*/fax/out/"
+    account_settings: ClassVar[dict[str, object]] = {
+        "extension_id": 122,
+        "client_id": "${env:TELPHIN_CLIENT_ID}",
+        "client_secret": "${env:TELPHIN_CLIENT_SECRET}",
+    }
 
     def __init__(
         self,

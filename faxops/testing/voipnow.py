@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from faxops.testing.server import ApiError, Request, Response, Simulator
 
@@ -14,6 +14,10 @@ class VoipNowSimulator(Simulator):
     """``POST /uapi/faxes/{userId}/{extension}``, Bearer token, admin limits on recipients and files."""
 
     name = "voipnow"
+    good_env: ClassVar[dict[str, str]] = {"VOIPNOW_TOKEN": "secret"}
+    bad_env: ClassVar[dict[str, str]] = {"VOIPNOW_TOKEN": "expired"}
+    submit_path = r"/uapi/faxes/.*"
+    account_settings: ClassVar[dict[str, object]] = {"token": "${env:VOIPNOW_TOKEN}", "extension": "0003*210"}
 
     def __init__(
         self,
