@@ -50,6 +50,9 @@ from faxops.errors import (
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
+    # the `sub` that each group of commands is added to (generic only for the type checker)
+    _Sub = argparse._SubParsersAction["_Parser"]
+
     from faxops.output import Output
 
 EXIT_ERROR = 1
@@ -140,6 +143,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The whole command line; each group of commands is added by its own function below."""
     parser = _Parser(
         prog="faxops",
         description="Declarative fax campaigns: plan what would be sent, apply it exactly once, record every job.",
@@ -156,7 +160,17 @@ def _parser() -> argparse.ArgumentParser:
         "FAXOPS_ALLOW_OUTSIDE=PATH:PATH)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # The order here is the order of `faxops --help`: the everyday commands first.
+    _planning_commands(sub)
+    _apply_command(sub)
+    _state_commands(sub)
+    _reporting_commands(sub)
+    _other_commands(sub)
+    _global_options_everywhere(parser)
+    return parser
 
+
+def _planning_commands(sub: _Sub) -> None:
     p = sub.add_parser("validate", help="check manifests: schema, files, documents, numbers, secrets")
     p.add_argument("manifests", nargs="+", type=Path, metavar="MANIFEST")
     p.add_argument("--strict", action="store_true", help="treat warnings (e.g. invalid list rows) as errors")
@@ -183,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     _format_flags(p)
     p.add_argument("--details", action="store_true", help="list every recipient, not the first of each group")
 
+
+def _apply_command(sub: _Sub) -> None:
     p = sub.add_parser("apply", help="send what the plan says, recording every job")
     p.add_argument("target", type=Path, metavar="MANIFEST|PLANFILE")
     p.add_argument("--auto-approve", action="store_true", help="do not ask for confirmation")
@@ -220,6 +236,8 @@ def _parser() -> argparse.ArgumentParser:
         help="write a receipt of the run (counts, plan digest, who, CI run; numbers masked) to FILE",
     )
 
+
+def _state_commands(sub: _Sub) -> None:
     p = sub.add_parser("refresh", help="ask the provider for the status of every fax not final yet")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
     p.add_argument("--force", action="store_true", help="poll even if the provider's minimum interval has not passed")
@@ -230,26 +248,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("numbers", nargs="*", metavar="NUMBER", help="recipients to cancel (default: with --all, every one)")
     p.add_argument("--all", action="store_true", help="cancel every queued fax of the campaign")
     p.add_argument("--lock-timeout", type=_duration, default=0.0, metavar="DURATION")
-
-    p = sub.add_parser("report", help="render every reporting target of the manifest now")
-    p.add_argument("manifest", type=Path, metavar="MANIFEST")
-    p.add_argument("--format", choices=("json", "csv", "html"), help="print one report to stdout instead")
-    p.add_argument("--mask-numbers", action="store_true", help="with --format: mask the numbers")
-
-    p = sub.add_parser("webhook", help="receive provider status pushes")
-    hook = p.add_subparsers(dest="webhook_command", metavar="SUBCOMMAND", required=True)
-    p = hook.add_parser("serve", help="listen for status pushes and record them (FAX.PLUS, Retarus, generic JSON)")
-    p.add_argument("manifest", type=Path, metavar="MANIFEST")
-    p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-
-    p = sub.add_parser("suppress", help="manage do-not-fax lists")
-    sup = p.add_subparsers(dest="suppress_command", metavar="SUBCOMMAND", required=True)
-    p = sup.add_parser("add", help="add a number to a suppression list (default: the global list)")
-    p.add_argument("number", metavar="NUMBER")
-    p.add_argument("--reason", required=True, metavar="TEXT", help="why (kept with the entry)")
-    p.add_argument("--list", type=Path, metavar="FILE", help="the list to append to (default: the global list)")
-    p.add_argument("--region", metavar="CC", help="region for a national number, e.g. DE")
 
     p = sub.add_parser("status", help="show the recorded state (no network)")
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
@@ -274,6 +272,30 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
     p.add_argument("lock_id", metavar="LOCK_ID")
 
+
+def _reporting_commands(sub: _Sub) -> None:
+    p = sub.add_parser("report", help="render every reporting target of the manifest now")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("--format", choices=("json", "csv", "html"), help="print one report to stdout instead")
+    p.add_argument("--mask-numbers", action="store_true", help="with --format: mask the numbers")
+
+    p = sub.add_parser("webhook", help="receive provider status pushes")
+    hook = p.add_subparsers(dest="webhook_command", metavar="SUBCOMMAND", required=True)
+    p = hook.add_parser("serve", help="listen for status pushes and record them (FAX.PLUS, Retarus, generic JSON)")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+
+    p = sub.add_parser("suppress", help="manage do-not-fax lists")
+    sup = p.add_subparsers(dest="suppress_command", metavar="SUBCOMMAND", required=True)
+    p = sup.add_parser("add", help="add a number to a suppression list (default: the global list)")
+    p.add_argument("number", metavar="NUMBER")
+    p.add_argument("--reason", required=True, metavar="TEXT", help="why (kept with the entry)")
+    p.add_argument("--list", type=Path, metavar="FILE", help="the list to append to (default: the global list)")
+    p.add_argument("--region", metavar="CC", help="region for a national number, e.g. DE")
+
+
+def _other_commands(sub: _Sub) -> None:
     sub.add_parser("schema", help="print the JSON schema of campaign manifests")
 
     p = sub.add_parser("fmt", help="rewrite manifests in the canonical layout (key order, indentation, quoted numbers)")
@@ -305,8 +327,6 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="how long a fax takes from acceptance to its final status (default 35)",
     )
-    _global_options_everywhere(parser)
-    return parser
 
 
 def _format_flags(p: argparse.ArgumentParser) -> None:

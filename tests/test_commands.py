@@ -65,3 +65,20 @@ def test_refresh_exit_code_follows_the_error_type_not_its_words(
     result = cli("refresh", camp.manifest)
     assert result.code == (1 if refused else 0), result.err
     assert "credentials refused" in result.err
+
+
+def test_rich_is_imported_only_by_the_output_package() -> None:
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "faxops"
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path.parent.name == "output":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            if any(n == "rich" or n.startswith("rich.") for n in names):
+                offenders.append(f"{path.relative_to(package)}:{node.lineno}")
+    assert offenders == []

@@ -8,34 +8,22 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Literal, TextIO
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
 from rich.text import Text
 
 from faxops import secrets
-from faxops.apply import ApplyReport, JobResult
+from faxops.apply import ApplyReport
 from faxops.errors import FaxopsError, InputError, Problem
-from faxops.plan import Action, Plan, PlannedAction
+from faxops.plan import Action, Plan
 from faxops.reconcile import ReconcileReport
 from faxops.state.lockfile import Header
 from faxops.state.records import Record
@@ -45,32 +33,18 @@ if TYPE_CHECKING:
     from faxops.reports import Delivery
     from faxops.tracking import RefreshReport
 
-_STYLE = {
-    Action.SEND: "green",
-    Action.RETRY: "yellow",
-    Action.UNKNOWN: "magenta",
-    Action.DEFER: "blue",
-    Action.UNCHANGED: "dim",
-    Action.SKIP: "red",
-}
-_TITLE = {
-    Action.SEND: "send",
-    Action.RETRY: "retry",
-    Action.UNKNOWN: "unknown outcome (reconciled before anything is sent)",
-    Action.DEFER: "deferred (not due yet: a later run sends them, or `apply --wait`)",
-    Action.UNCHANGED: "unchanged",
-    Action.SKIP: "skip",
-}
-_STATUS_STYLE = {
-    "delivered": "green",
-    "queued": "cyan",
-    "sending": "cyan",
-    "failed": "red",
-    "pending": "magenta",
-    "canceled": "yellow",
-    "expired": "yellow",
-    "not_sent": "dim",
-}
+from faxops.output.progress import ApplyProgress
+from faxops.output.tables import (
+    STATUS_STYLE,
+    STYLE,
+    TITLE,
+    action_table,
+    attempt_rows,
+    cut,
+    deferred_table,
+    estimate_line,
+    local,
+)
 
 
 def _console(stream: TextIO, no_color: bool) -> Console:
@@ -195,24 +169,24 @@ class Output:
             group = plan.groups[action]
             if not group or (action == Action.UNCHANGED and not details):
                 continue
-            style = _STYLE[action]
-            out.print(f"  [{style}]{action.symbol} {_TITLE[action]}[/] ({len(group)})")
+            style = STYLE[action]
+            out.print(f"  [{style}]{action.symbol} {TITLE[action]}[/] ({len(group)})")
             if action == Action.DEFER:
-                out.print(_deferred_table(group))
+                out.print(deferred_table(group))
                 if not details:
                     out.print()
                     continue
             shown = group if details else group[:limit]
-            rows = _action_table()
+            rows = action_table()
             for item in shown:
                 name = item.recipient.name if item.recipient is not None and item.recipient.name else ""
                 detail = f"attempt {item.attempt}" if action == Action.RETRY and item.attempt else ""
                 if item.due is not None:
-                    detail = f"due {_local(item.due, item.zone)}"
+                    detail = f"due {local(item.due, item.zone)}"
                 if item.reason:
                     detail = f"{detail}  {item.reason}".strip()
                 rows.add_row(
-                    f"      [{style}]{action.symbol}[/] {escape(item.number)}", *_cut(name, detail, item.source or "")
+                    f"      [{style}]{action.symbol}[/] {escape(item.number)}", *cut(name, detail, item.source or "")
                 )
             out.print(rows)
             if len(shown) < len(group):
@@ -235,7 +209,7 @@ class Output:
                 f"({escape(plan.campaign_stop)}); apply stops at the first such failure. Fix the cause first."
             )
         if plan.estimate is not None and (plan.count(Action.DEFER) or plan.estimate.per_minute):
-            out.print(_estimate_line(plan))
+            out.print(estimate_line(plan))
         out.print(self._plan_summary(plan))
 
     def planned_for(self, plan: Plan, zone: str | None) -> None:
@@ -290,17 +264,17 @@ class Output:
             group = by_action.get(str(action), [])
             if not group or (action == Action.UNCHANGED and not details):
                 continue
-            style = _STYLE[action]
-            out.print(f"  [{style}]{action.symbol} {_TITLE[action]}[/] ({len(group)})")
+            style = STYLE[action]
+            out.print(f"  [{style}]{action.symbol} {TITLE[action]}[/] ({len(group)})")
             shown = group if details else group[:limit]
-            rows = _action_table()
+            rows = action_table()
             for item in shown:
                 detail = f"due {item['due']}" if item.get("due") else ""
                 if item.get("reason"):
                     detail = f"{detail}  {item['reason']}".strip()
                 rows.add_row(
                     f"      [{style}]{action.symbol}[/] {escape(str(item.get('number')))}",
-                    *_cut(str(item.get("name") or ""), detail, str(item.get("source") or "")),
+                    *cut(str(item.get("name") or ""), detail, str(item.get("source") or "")),
                 )
             out.print(rows)
             if len(shown) < len(group):
@@ -327,7 +301,7 @@ class Output:
     # --- apply ---------------------------------------------------------------------------------
 
     def progress(self, total: int) -> ApplyProgress:
-        return ApplyProgress(self, total)
+        return ApplyProgress(self.err, total, plain_lines=self.automation)
 
     def reconcile(self, report: ReconcileReport) -> None:
         if report.found or report.not_sent:
@@ -361,11 +335,11 @@ class Output:
         status = str(record.get("status"))
         attempts = record.get("attempts") or []
         self.human.print(
-            f"[bold]{escape(number)}[/] · [{_STATUS_STYLE.get(status, '')}]{status}[/] · {len(attempts)} attempt(s)"
+            f"[bold]{escape(number)}[/] · [{STATUS_STYLE.get(status, '')}]{status}[/] · {len(attempts)} attempt(s)"
             + (f" · expired at {record['expired_at']}" if record.get("expired_at") else "")
         )
         if attempts:
-            self.human.print(_attempt_rows(attempts))
+            self.human.print(attempt_rows(attempts))
 
     def waiting(self, due: datetime, deferred: int) -> None:
         self.err.print(
@@ -419,7 +393,7 @@ class Output:
         table.add_column("status")
         table.add_column("recipients", justify="right")
         for status, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-            table.add_row(f"[{_STATUS_STYLE.get(status, '')}]{status}[/]", str(count))
+            table.add_row(f"[{STATUS_STYLE.get(status, '')}]{status}[/]", str(count))
         out.print(table)
         if failures:
             out.print()
@@ -444,180 +418,11 @@ class Output:
                 for k in ("status", "failure", "attempts", "job_id", "raw_status", "updated_at", "reason")
             ]
             texts = [Text(str(c), no_wrap=True, overflow="ellipsis") for c in cells]
-            texts[0].stylize(_STATUS_STYLE.get(str(row["status"]), ""))
+            texts[0].stylize(STATUS_STYLE.get(str(row["status"]), ""))
             detail.add_row(escape(str(row["number"])), *texts)
         out.print(detail)
         if not details and total > len(rows):
             out.print(f"[dim]… {total - len(rows)} more (--details lists all)[/]")
 
 
-def _action_table() -> Table:
-    """Rows of one plan group: symbol and number, name, detail (reason), source.
-
-    Numbers are never cut: they are what ``resolve``, ``cancel`` and ``--resend`` need, copied from
-    here. Only the number column is ``no_wrap``, so rich narrows the others first (a narrow terminal, a
-    200-column pipe holding a long provider message); their cells then end in an ellipsis.
-    """
-    rows = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
-    rows.add_column(no_wrap=True)
-    rows.add_column(max_width=40)
-    rows.add_column()
-    rows.add_column()
-    return rows
-
-
-def _cut(name: str, detail: str, source: str) -> tuple[Text, Text, Text]:
-    """The cells after the number: one line each, cut with an ellipsis when the table must shrink."""
-    return (
-        Text(name, no_wrap=True, overflow="ellipsis"),
-        Text(detail, style="dim", no_wrap=True, overflow="ellipsis"),
-        Text(source, style="dim", no_wrap=True, overflow="ellipsis"),
-    )
-
-
-def _local(moment: datetime, zone: str | None) -> str:
-    """A due time as the recipient reads it, with UTC beside it."""
-    name = (zone or "UTC").split(",")[0].strip()
-    try:
-        local = moment.astimezone(ZoneInfo(name))
-    except (KeyError, ValueError):
-        local = moment.astimezone(UTC)
-    utc = moment.astimezone(UTC).strftime("%H:%MZ")
-    return f"{local:%a %d %b %H:%M} {local.tzname()} ({utc})"
-
-
-def _deferred_table(group: Sequence[PlannedAction]) -> Table:
-    by_zone: dict[str, list[datetime]] = {}
-    for item in group:
-        if item.due is not None:  # every deferred action has a due time; the type allows None
-            by_zone.setdefault(item.zone or "UTC", []).append(item.due)
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False, padding=(0, 2, 0, 0))
-    table.add_column("", width=4)  # indent under the group title
-    for column in ("time zone", "recipients", "first due (local)", "last due (local)"):
-        table.add_column(column, no_wrap=True, justify="right" if column == "recipients" else "left")
-    for zone, dues in sorted(by_zone.items(), key=lambda kv: min(kv[1])):
-        table.add_row("", escape(zone), str(len(dues)), _local(min(dues), zone), _local(max(dues), zone))
-    return table
-
-
-def _estimate_line(plan: Plan) -> str:
-    est = plan.estimate
-    assert est is not None
-    assert plan.now is not None
-    pace = f"at {est.per_minute:g}/min" if est.per_minute else "as fast as the provider accepts"
-    if est.finish is None:
-        return (
-            f"[yellow]Estimate:[/] {est.unreachable} recipient(s) cannot be sent before the campaign expires "
-            f"({pace}, within the send windows)"
-        )
-    span = est.finish - plan.now
-    hours, rest = divmod(int(span.total_seconds()), 3600)
-    days, hours = divmod(hours, 24)
-    text = f"{days} d {hours} h {rest // 60} min" if days else f"{hours} h {rest // 60} min"
-    finish = f"{est.finish.astimezone(UTC):%a %d %b %H:%M}Z"
-    return f"[bold]Estimate:[/] the last fax goes out about {finish}, in {text} ({pace}, within the send windows)"
-
-
-def _attempt_rows(attempts: Sequence[Record]) -> Table:
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    for column in ("#", "status", "failure", "provider status", "job", "fax id", "pages", "submitted", "updated"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("reason / notes", overflow="fold")
-    for a in attempts:
-        notes = [str(a[k]) for k in ("reason", "forced", "reconciled") if a.get(k)]
-        if a.get("send_at"):
-            notes.append(f"provider-side start {a['send_at']}")
-        if a.get("resolved"):
-            notes.append(f"resolved by {a['resolved'].get('by', '?')}: {a['resolved'].get('note', '')}")
-        status = str(a.get("status"))
-        table.add_row(
-            str(a.get("n", "")),
-            f"[{_STATUS_STYLE.get(status, '')}]{status}[/]",
-            escape(str(a.get("failure") or "")),
-            escape(str(a.get("raw_status") or "")),
-            escape(str(a.get("job_id") or "")),
-            escape(str(a.get("fax_id") or a.get("recipient_id") or "")),
-            str(a.get("pages") or ""),
-            escape(str(a.get("submitted_at") or "")),
-            escape(str(a.get("updated_at") or "")),
-            escape("; ".join(notes)),
-        )
-    return table
-
-
-class ApplyProgress:
-    """A progress bar on a terminal; a line every 10 % otherwise (CI logs stay readable).
-
-    Both say how long the run has taken, how long it may still take, and how many faxes failed so far:
-    an operator watching a long run should not learn of a wave of rejections only at the end.
-    """
-
-    def __init__(self, output: Output, total: int) -> None:
-        self.output = output
-        self.total = total
-        self.done = 0
-        self.failed = 0  # rejected or not sent
-        self.unknown = 0
-        self._lock = threading.Lock()
-        self._next_mark = 0.1
-        self._started = time.monotonic()
-        self._progress: Progress | None = None
-        self._task: TaskID | None = None
-        self._plain_lines = output.automation  # CI logs: a line every 10 % whatever the size of the run
-        if output.err.is_terminal and total and not output.automation:
-            self._progress = Progress(
-                TextColumn("sending"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[failures]}"),
-                TextColumn("elapsed"),
-                TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=output.err,
-                transient=True,
-            )
-
-    def __enter__(self) -> ApplyProgress:
-        if self._progress is not None:
-            self._progress.start()
-            self._task = self._progress.add_task("send", total=self.total, failures=self._failures())
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-    def _failures(self) -> str:
-        text = f"[red]{self.failed} failed[/]" if self.failed else "0 failed"
-        return text + (f", [magenta]{self.unknown} unknown[/]" if self.unknown else "")
-
-    def __call__(self, result: JobResult) -> None:
-        with self._lock:
-            count = len(result.numbers)
-            self.done += count
-            if result.outcome in ("rejected", "not_sent"):
-                self.failed += count
-            elif result.outcome == "unknown":
-                self.unknown += count
-            if self._progress is not None and self._task is not None:
-                self._progress.update(self._task, advance=count, failures=self._failures())
-                return
-            # No terminal (CI, cron): a line every 10 %, for runs long enough to need one.
-            if (self.total >= 1000 or self._plain_lines) and self.done / self.total >= self._next_mark:
-                elapsed = time.monotonic() - self._started
-                left = elapsed * (self.total - self.done) / self.done
-                self.output.err.print(
-                    f"sent {self.done}/{self.total} ({self.done * 100 // self.total}%), {self._failures()} · "
-                    f"elapsed {_clock(elapsed)}, ETA {_clock(left)}"
-                )
-                while self._next_mark <= self.done / self.total:
-                    self._next_mark += 0.1
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
+__all__ = ["ApplyProgress", "Output"]
