@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, NoReturn, Protocol, TextIO, TypeVar, cast
 
 from faxops import __version__, clock, secrets
 from faxops.commands import (
@@ -364,38 +364,48 @@ def _global_options_everywhere(parser: argparse.ArgumentParser) -> None:
 
 
 _Args = TypeVar("_Args", bound="DataclassInstance")
-_Command = Callable[[argparse.Namespace, "Output"], int]
 
 
-def _command(args_type: type[_Args], run: Callable[[_Args, Output], int]) -> _Command:
-    """Call ``run`` with its typed arguments, taken by field name from the parsed command line."""
+class _Dispatch(Protocol):
+    def arguments(self, namespace: argparse.Namespace) -> object: ...
 
-    def call(namespace: argparse.Namespace, output: Output) -> int:
-        names = [f.name for f in fields(args_type)]
-        return run(args_type(**{name: getattr(namespace, name) for name in names}), output)
+    def __call__(self, namespace: argparse.Namespace, output: Output) -> int: ...
 
-    return call
+
+class _Command(Generic[_Args]):
+    """A command's ``run`` and the dataclass of its arguments, taken by field name from the command line."""
+
+    def __init__(self, args_type: type[_Args], run: Callable[[_Args, Output], int]) -> None:
+        self.args_type = args_type
+        self.run = run
+
+    def arguments(self, namespace: argparse.Namespace) -> _Args:
+        # By name, so that a field without an option (or a misspelt one) fails at once in every test.
+        return self.args_type(**{f.name: getattr(namespace, f.name) for f in fields(self.args_type)})
+
+    def __call__(self, namespace: argparse.Namespace, output: Output) -> int:
+        return self.run(self.arguments(namespace), output)
 
 
 # One line per command: adding a command is its module and one line here.
-_COMMANDS: dict[str, _Command] = {
-    "validate": _command(validate.ValidateArgs, validate.run),
-    "plan": _command(plan.PlanArgs, plan.run),
-    "show": _command(show.ShowArgs, show.run),
-    "apply": _command(apply.ApplyArgs, apply.run),
-    "status": _command(status.StatusArgs, status.run),
-    "reconcile": _command(reconcile.ReconcileArgs, reconcile.run),
-    "resolve": _command(resolve.ResolveArgs, resolve.run),
-    "refresh": _command(refresh.RefreshArgs, refresh.run),
-    "cancel": _command(cancel.CancelArgs, cancel.run),
-    "report": _command(report.ReportArgs, report.run),
-    "webhook serve": _command(webhook.WebhookArgs, webhook.run),
-    "suppress add": _command(suppress.SuppressAddArgs, suppress.run),
-    "force-unlock": _command(force_unlock.ForceUnlockArgs, force_unlock.run),
-    "schema": _command(schema.SchemaArgs, schema.run),
-    "fmt": _command(fmt.FmtArgs, fmt.run),
-    "init": _command(init.InitArgs, init.run),
-    "simulate": _command(simulate.SimulateArgs, simulate.run),
+_COMMANDS: dict[str, _Dispatch] = {
+    "validate": _Command(validate.ValidateArgs, validate.run),
+    "plan": _Command(plan.PlanArgs, plan.run),
+    "show": _Command(show.ShowArgs, show.run),
+    "apply": _Command(apply.ApplyArgs, apply.run),
+    "status": _Command(status.StatusArgs, status.run),
+    "reconcile": _Command(reconcile.ReconcileArgs, reconcile.run),
+    "resolve": _Command(resolve.ResolveArgs, resolve.run),
+    "refresh": _Command(refresh.RefreshArgs, refresh.run),
+    "cancel": _Command(cancel.CancelArgs, cancel.run),
+    "report": _Command(report.ReportArgs, report.run),
+    "webhook serve": _Command(webhook.WebhookArgs, webhook.run),
+    "suppress add": _Command(suppress.SuppressAddArgs, suppress.run),
+    "force-unlock": _Command(force_unlock.ForceUnlockArgs, force_unlock.run),
+    "schema": _Command(schema.SchemaArgs, schema.run),
+    "fmt": _Command(fmt.FmtArgs, fmt.run),
+    "init": _Command(init.InitArgs, init.run),
+    "simulate": _Command(simulate.SimulateArgs, simulate.run),
 }
 
 
@@ -440,7 +450,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except KeyboardInterrupt:
         output.interrupted()
         return EXIT_INTERRUPTED
-    except BrokenPipeError:
+    except BrokenPipeError:  # `faxops status | head`: the reader left; nothing to report
         return EXIT_ERROR
     except Exception as exc:  # a bug: short message for the user, the traceback for us
         output.internal_error(exc, _debug_log(exc, argv))
@@ -452,7 +462,7 @@ def _debug_log(exc: BaseException, argv: Sequence[str] = ()) -> Path:
     directory = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "faxops"
     try:
         directory.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    except OSError:  # a read-only home must not turn one bug into two
         directory = Path(tempfile.gettempdir())
     path = directory / "debug.log"
     stamp = clock.now().isoformat(timespec="seconds")

@@ -23,7 +23,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from faxops.errors import InputError, Problem
 from faxops.fields import ClockTime, Duration, LocalDateTime, SecretRef, StrictModel
-from faxops.providers import REGISTRY
+from faxops.providers import REGISTRY, ProviderSettings
 from faxops.providers.sandbox import SandboxSettings
 
 SCHEMA_URL = "https://faxops.dev/schemas/campaign.schema.json"
@@ -386,7 +386,8 @@ class ReceiptReport(StrictModel):
 ReportTarget = Annotated[FileReport | WebhookReport | EmailReport | ReceiptReport, Field(discriminator="type")]
 
 if TYPE_CHECKING:
-    ProviderSpec = Any
+    # The type checker sees the common base; code that needs one provider's settings narrows with isinstance.
+    ProviderSpec = ProviderSettings
 else:
     # Built from the registry so that adding a provider is one registry line.
     _settings = tuple(provider.settings_model for provider in REGISTRY.values())

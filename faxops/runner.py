@@ -95,6 +95,7 @@ def run_apply(campaign: Campaign, writer: StateWriter, request: ApplyRequest, ui
             result.held = held
         plan = _plan(campaign, state, request)
         if first:
+            # Before anything is recorded: a --resend that cannot go must not leave expiries behind.
             _check_request(campaign, plan, state, request)
         if plan.expired:
             record_expired(writer, plan.expired)
@@ -104,6 +105,7 @@ def run_apply(campaign: Campaign, writer: StateWriter, request: ApplyRequest, ui
         if plan.to_submit:
             report = _send(campaign, plan, writer, request, ui)
             result.report.merge(report)
+            # A forced resend is forced once: the next round must not force the same number again.
             for action in plan.to_submit:
                 request.resend.pop(action.number, None)
             if request.wait and not (request.stop.is_set() or result.report.stopped):
@@ -128,6 +130,7 @@ def _settled_state(
     state = writer.state(detail=request.resend)
     if request.saved:
         planfile.check_state(request.saved, state.fingerprint())
+    # A saved plan never refreshes: a refresh changes the state it was reviewed against.
     if not request.saved and request.refresh and needs_refresh(campaign, state):
         ui.refreshed(refresh(campaign, writer, stop=request.stop))
         state = writer.state()
@@ -135,6 +138,7 @@ def _settled_state(
         return state, None
     if request.saved:
         raise StalePlanError("the state holds sends of unknown outcome; run `faxops reconcile` and plan again")
+    # Reconcile before planning: a pending send planned as "retry" could fax the recipient twice.
     report = reconcile(campaign, writer, state)
     ui.reconciled(report)
     return writer.state(), report.held_count
@@ -148,6 +152,7 @@ def _plan(campaign: Campaign, state: RecordedState, request: ApplyRequest) -> Pl
 
 def _check_request(campaign: Campaign, plan: Plan, state: RecordedState, request: ApplyRequest) -> None:
     """``--resend`` numbers that cannot be sent now are errors before anything is sent."""
+    # With --wait a deferred resend is simply waited for; without it, silence would read as "sent".
     if request.resend and not request.wait:
         refuse_deferred_resends(campaign, plan, state, request.resend)
     can_go = {a.number for a in plan.to_submit + plan.groups[Action.DEFER]}
@@ -162,9 +167,11 @@ def _check_request(campaign: Campaign, plan: Plan, state: RecordedState, request
 def _approve(plan: Plan, request: ApplyRequest, ui: ApplyUI) -> None:
     """The first round: the saved plan still holds, the guards pass, and someone said yes."""
     saved = request.saved
+    # The reviewed plan is what may be sent: any difference in who or which attempt makes it stale.
     if saved is not None and saved.submit_key() != plan.submit_key():
         raise StalePlanError("the saved plan no longer matches what would be sent; plan again")
     ui.show_plan(plan, saved=saved is not None)
+    # With --wait the deferred recipients are sent by this run too, so the guards count them.
     problems = guard_problems(plan, request.guards, include_deferred=request.wait)
     if problems:
         raise ApprovalError(
@@ -182,6 +189,7 @@ def _approve(plan: Plan, request: ApplyRequest, ui: ApplyUI) -> None:
 
 def _send(campaign: Campaign, plan: Plan, writer: StateWriter, request: ApplyRequest, ui: ApplyUI) -> ApplyReport:
     with ui.sending(plan) as progress:
+        # The pace is read per round: --parallelism overrides the manifest's concurrency, nothing else.
         options = ApplyOptions(pace=campaign.pace(request.concurrency), stop=request.stop, on_result=progress)
         return execute(campaign, plan, writer, options)
 
@@ -189,12 +197,14 @@ def _send(campaign: Campaign, plan: Plan, writer: StateWriter, request: ApplyReq
 def _wait_for_next_window(plan: Plan, request: ApplyRequest, total: ApplyReport, ui: ApplyUI) -> bool:
     """Sleep until the next deferred recipient is due; False when the run should end instead."""
     deferred = plan.groups[Action.DEFER]
+    # A stopped run (Ctrl-C, refused credentials, a campaign-wide failure) never waits for more.
     if not request.wait or not deferred or request.stop.is_set() or total.stopped:
         if deferred and not request.wait:
             ui.deferred(len(deferred), min(a.due for a in deferred if a.due is not None))
         return False
     due = min(a.due for a in deferred if a.due is not None)
     ui.waiting(due, len(deferred))
+    # The program's clock: tests move it by hand; Ctrl-C (request.stop) ends the wait at once.
     return clock.CLOCK.sleep((due - clock.now()).total_seconds(), request.stop)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 
 import pytest
@@ -76,9 +77,45 @@ def test_rich_is_imported_only_by_the_output_package() -> None:
         if path.parent.name == "output":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            else:
+                continue
             if any(n == "rich" or n.startswith("rich.") for n in names):
                 offenders.append(f"{path.relative_to(package)}:{node.lineno}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["validate", "m.yaml"],
+        ["plan", "m.yaml"],
+        ["show", "p.json"],
+        ["apply", "m.yaml"],
+        ["status", "m.yaml"],
+        ["reconcile", "m.yaml"],
+        ["resolve", "m.yaml", "+4930123", "--not-sent"],
+        ["refresh", "m.yaml"],
+        ["cancel", "m.yaml", "--all"],
+        ["report", "m.yaml"],
+        ["webhook", "serve", "m.yaml"],
+        ["suppress", "add", "+4930123", "--reason", "asked"],
+        ["force-unlock", "m.yaml", "id"],
+        ["schema"],
+        ["simulate", "retarus"],
+    ],
+    ids=lambda argv: " ".join(argv[:2]),
+)
+def test_every_command_gets_its_typed_arguments_from_the_parser(argv: list[str]) -> None:
+    from faxops import cli
+
+    namespace = cli._parser().parse_args(argv)
+    name = cli._command_name(namespace)
+    assert name in cli._COMMANDS
+    # Every field of the command's dataclass is an option of its parser (a misspelt one would be exit 70).
+    arguments = cli._COMMANDS[name].arguments(namespace)
+    assert is_dataclass(arguments)
+    assert {f.name for f in fields(arguments)} <= set(vars(namespace))

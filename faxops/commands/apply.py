@@ -118,10 +118,12 @@ def run(args: ApplyArgs, output: Output) -> int:
     from faxops.state import StateWriter
     from faxops.state.lockfile import read_header
 
+    # A saved plan opens the manifest beside it (recorded relative to the plan), never the one given.
     saved = planfile.load(args.target) if planfile.looks_like_plan(args.target) else None
     manifest = planfile.manifest_of(saved, args.target) if saved else args.target
     campaign = open_campaign(manifest, allow_outside=args.allow_outside)
     if saved:
+        # Checked before the lock is taken: a stale plan must not even briefly block another run.
         planfile.check_bound(saved, campaign.name, campaign.paths.lockfile)
         planfile.check_inputs(saved, campaign.input_digests())
         if args.resend or args.wait:
@@ -165,6 +167,7 @@ def run(args: ApplyArgs, output: Output) -> int:
     finally:
         campaign.provider.close()
     total = result.report
+    # Reports first, then the interruption: the operator must see what was sent before the exit code.
     if signals.received:
         total.stopped = total.stopped or f"interrupted ({signals.received})"
     if total.submitted or total.stopped:
@@ -175,6 +178,7 @@ def run(args: ApplyArgs, output: Output) -> int:
         output.note(f"Receipt written to {where}")
     if signals.received:
         raise InterruptedRun("apply was interrupted; every fax sent so far is recorded", signal_name=signals.received)
+    # A rejected fax is exit 1 even though the run went on: a pipeline must notice it.
     if total.stopped or total.errors:
         return EXIT_ERROR
     return held_exit(result.held + total.outcomes["unknown"])

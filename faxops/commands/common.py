@@ -103,6 +103,8 @@ class Signals:
         self._previous: dict[int, _Handler] = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        # The second signal abandons the faxes in flight: their intents are journalled, so the next
+        # run reconciles them instead of sending them again.
         if self.stop.is_set():
             raise KeyboardInterrupt
         self.received = signal.Signals(signum).name
@@ -131,6 +133,7 @@ class Signals:
 def serve_until_interrupted(output: Output, stop: Callable[[], None]) -> None:
     """Serve until Ctrl-C or SIGTERM (how systemd, Docker and CI stop a service), then stop cleanly."""
     done = threading.Event()
+    # SIGTERM ends the wait like Ctrl-C does, so that the server stops and says what it received.
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: done.set())
     output.line("Press Ctrl-C to stop.")
     try:

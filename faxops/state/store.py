@@ -1,0 +1,124 @@
+"""The state seam: what faxops needs from wherever a campaign's state is kept.
+
+``open_store`` picks the backend from the manifest's ``state:`` block. Today there is one, ``local``
+(the lockfile, its write-ahead journal and a ``flock`` beside the manifest: ``faxops.state``); a
+PostgreSQL one plugs in here (an append-only journal table, the current record per recipient kept by
+the writer, a session advisory lock with a holder row, lock-free readers).
+
+The contract every backend keeps:
+
+* readers (``read``, ``records``, ``header``) take no lock and see every event recorded so far;
+* one writer at a time (``writer``): ``record`` returns only once the event is durable, because the
+  engine calls the provider right after an intent is recorded; closing folds what was recorded;
+* ``identity`` names this copy of the state, so that a saved plan cannot be applied to another copy.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from faxops.errors import FaxopsError
+
+if TYPE_CHECKING:
+    from faxops.state import RecordedState
+    from faxops.state.lock import LockInfo
+    from faxops.state.lockfile import Header
+    from faxops.state.records import Event, Record
+
+
+class StateWriter(ABC):
+    """The single writer of a campaign's state, between taking the lock and folding."""
+
+    @abstractmethod
+    def record(self, event: Event) -> int:
+        """Append one event (from ``faxops.state.events``); returns its sequence number once it is durable."""
+
+    @abstractmethod
+    def state(self, detail: Collection[str] = ()) -> RecordedState:
+        """The state as recorded so far, this writer's events included (``detail``: numbers read in full)."""
+
+    @property
+    @abstractmethod
+    def holder(self) -> LockInfo | None:
+        """Who holds the lock: this writer (id, host, pid, operation, since, user)."""
+
+    @property
+    @abstractmethod
+    def stale(self) -> LockInfo | None:
+        """The previous holder, when it died without releasing the lock (its events were recovered)."""
+
+    @abstractmethod
+    def close(self) -> Header | None:
+        """Fold what was recorded into the current state and release the lock."""
+
+    @abstractmethod
+    def abandon(self) -> None:
+        """Release the lock without folding; the next writer folds (used when folding itself failed)."""
+
+
+class StateStore(ABC):
+    """One campaign's recorded state, wherever it is kept."""
+
+    campaign: str
+
+    @abstractmethod
+    def read(self, detail: Collection[str] = ()) -> RecordedState:
+        """A summary per recorded number (what ``plan`` needs); ``detail`` numbers are parsed in full."""
+
+    @abstractmethod
+    def records(self) -> Iterator[tuple[str, Record]]:
+        """Every full record, sorted by number (for ``status``, reports, refresh)."""
+
+    @abstractmethod
+    def header(self) -> Header | None:
+        """Lineage, serial and audit trail of the folded state; None before the first fold."""
+
+    @abstractmethod
+    def open_writer(
+        self, operation: str, lock_timeout: float = 0.0, applied_with: Mapping[str, object] | None = None
+    ) -> StateWriter:
+        """Take the writer lock (waiting up to ``lock_timeout`` s, else ``StateLockedError``).
+
+        Prefer ``writer``, which also closes it. ``applied_with`` (manifest and document digests) is
+        recorded when the writer folds.
+        """
+
+    @contextmanager
+    def writer(
+        self, operation: str, lock_timeout: float = 0.0, applied_with: Mapping[str, object] | None = None
+    ) -> Iterator[StateWriter]:
+        """The writer for one command: folded and released however the block ends.
+
+        If the block fails and folding fails too, the lock is released without folding (the next writer
+        folds) and the block's error propagates with a note saying so: the first error is the one to fix.
+        """
+        writer = self.open_writer(operation, lock_timeout, applied_with)
+        try:
+            yield writer
+        except BaseException as exc:
+            try:
+                writer.close()
+            except FaxopsError as fold_error:
+                writer.abandon()
+                exc.add_note(f"The state was not folded ({fold_error.message}); the next run will fold it.")
+            raise
+        try:
+            writer.close()
+        except FaxopsError:
+            writer.abandon()
+            raise
+
+    @abstractmethod
+    def lock_info(self) -> LockInfo | None:
+        """Who holds (or last held without releasing) the writer lock; None when nobody does."""
+
+    @abstractmethod
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        """Clear a lock whose holder is gone; refuses while a live local process holds it."""
+
+    @abstractmethod
+    def identity(self) -> str:
+        """Names this copy of the state (what a saved plan binds to)."""
