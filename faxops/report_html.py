@@ -13,10 +13,9 @@ scripts (e-mail clients). At 20,000 recipients the page is a fraction of the siz
 from __future__ import annotations
 
 import html
-import math
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -24,6 +23,7 @@ import orjson
 
 from faxops import __version__
 from faxops.clock import parse_iso
+from faxops.report_chart import chart
 
 if TYPE_CHECKING:
     from faxops.reports import Report
@@ -44,8 +44,6 @@ _COLOURS = {
     "skipped": "#757575",
 }
 _COLUMNS = ("number", "name", "status", "failure", "provider status", "reason", "attempts", "job IDs", "updated")
-_BIN_HOURS = (1, 2, 3, 6, 12, 24, 48, 168)
-_MAX_BINS = 72
 esc = html.escape
 
 
@@ -70,107 +68,6 @@ def _money(amount: float, currency: str | None) -> str:
 
 
 # --- the chart ------------------------------------------------------------------------------------------
-
-
-def _nice_step(peak: float, ticks: int = 4) -> float:
-    raw = max(peak, 1) / ticks
-    magnitude = 10 ** math.floor(math.log10(raw))
-    return float(next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw))
-
-
-def chart(per_hour: Counter[str], zone: tzinfo) -> str:
-    """Deliveries per time bin (bars, left axis) and in total (line, right axis), as an inline SVG.
-
-    Bins widen with the campaign's span (1 hour up to a week) so the chart stays readable with one
-    delivery or a hundred thousand over months; a single bin gets empty neighbours for context.
-    """
-    if not per_hour:
-        return '<p class="muted">No deliveries recorded yet.</p>'
-    counts = {datetime.fromisoformat(h.replace("Z", "+00:00")): n for h, n in per_hour.items()}
-    first = min(counts)
-    span_hours = (max(counts) - first).total_seconds() / 3600 + 1
-    bin_hours = next((b for b in _BIN_HOURS if span_hours / b <= _MAX_BINS), 168 * math.ceil(span_hours / 168 / 72))
-    bins: Counter[int] = Counter()
-    for moment, n in counts.items():
-        bins[int((moment - first).total_seconds() // 3600) // bin_hours] += n
-    pad_bins = 1 if max(bins) < 2 else 0
-    slots = max(bins) + 1 + 2 * pad_bins
-    start = first - timedelta(hours=bin_hours * pad_bins)
-    width, height = 900, 320
-    left, right, top, bottom = 64, 80, 24, 64
-    plot_w, plot_h = width - left - right, height - top - bottom
-    slot_w = plot_w / slots
-    peak = max(bins.values())
-    step = _nice_step(peak)
-    y_max = step * math.ceil(peak / step)
-    total = sum(bins.values())
-    base_y = top + plot_h
-    parts: list[str] = []
-    # left axis: deliveries per bin, with gridlines
-    tick = 0.0
-    while tick <= y_max + 1e-9:
-        y = base_y - tick / y_max * plot_h
-        parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{left + plot_w}" y2="{y:.1f}" stroke="#eee"/>')
-        parts.append(f'<text x="{left - 8}" y="{y + 4:.1f}" text-anchor="end">{tick:,.0f}</text>')
-        tick += step
-    per = {1: "hour", 24: "day", 168: "week"}.get(bin_hours, f"{bin_hours} hours")
-    parts.append(
-        f'<text transform="translate(16 {top + plot_h / 2:.0f}) rotate(-90)" text-anchor="middle">'
-        f"delivered per {per} (bars)</text>"
-    )
-    # right axis: deliveries in all
-    for fraction in (0, 0.5, 1):
-        y = base_y - fraction * plot_h
-        parts.append(f'<text x="{left + plot_w + 8}" y="{y + 4:.1f}" fill="#2e7d32">{total * fraction:,.0f}</text>')
-    parts.append(
-        f'<text transform="translate({width - 14} {top + plot_h / 2:.0f}) rotate(90)" text-anchor="middle" '
-        f'fill="#2e7d32">delivered in all (line)</text>'
-    )
-    # bars and the cumulative line
-    running, points = 0, []
-    for i in range(slots):
-        n = bins.get(i - pad_bins, 0)
-        x = left + i * slot_w
-        if n:
-            bar = n / y_max * plot_h
-            when = start + timedelta(hours=bin_hours * i)
-            parts.append(
-                f'<rect x="{x + slot_w * 0.1:.1f}" y="{base_y - bar:.1f}" width="{max(1.0, slot_w * 0.8):.1f}" '
-                f'height="{bar:.1f}" fill="#a5d6a7"><title>{esc(_tick_label(when, zone, bin_hours))}: '
-                f"{n:,} delivered</title></rect>"
-            )
-        if 0 <= i - pad_bins <= max(bins):
-            running += n
-            points.append((x + slot_w / 2, base_y - running / total * plot_h))
-    if len(points) > 1:
-        path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-        parts.append(f'<polyline points="{path}" fill="none" stroke="#2e7d32" stroke-width="2"/>')
-    if len(points) <= 60:
-        parts.extend(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="#2e7d32"/>' for x, y in points)
-    # time axis: a labelled tick every few bins, in the campaign's time zone
-    parts.append(f'<line x1="{left}" y1="{base_y}" x2="{left + plot_w}" y2="{base_y}" stroke="#999"/>')
-    every = max(1, math.ceil(slots / 6))
-    for i in range(0, slots + 1, every):
-        x = left + i * slot_w
-        when = start + timedelta(hours=bin_hours * i)
-        parts.append(f'<line x1="{x:.1f}" y1="{base_y}" x2="{x:.1f}" y2="{base_y + 5}" stroke="#999"/>')
-        parts.append(f'<text x="{x:.1f}" y="{base_y + 20}" text-anchor="middle">{esc(_tick_label(when, zone))}</text>')
-    zone_name = first.astimezone(zone).tzname()
-    parts.append(
-        f'<text x="{left + plot_w / 2:.0f}" y="{height - 12}" text-anchor="middle">time ({esc(str(zone_name))})</text>'
-    )
-    return (
-        f'<svg role="img" aria-label="Deliveries over time" viewBox="0 0 {width} {height}" font-size="12" '
-        f'style="max-width:{width}px;width:100%">{"".join(parts)}</svg>'
-    )
-
-
-def _tick_label(moment: datetime, zone: tzinfo, bin_hours: int = 1) -> str:
-    local = moment.astimezone(zone)
-    return f"{local:%a %d %b}" if bin_hours >= 24 else f"{local:%d %b %H:%M}"
-
-
-# --- the page --------------------------------------------------------------------------------------------
 
 
 def _display(row: Mapping[str, Any], retry_at: dict[str, str], zone: tzinfo) -> tuple[str, str]:
