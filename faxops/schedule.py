@@ -25,6 +25,7 @@ UNKNOWN_ZONE = "Etc/Unknown"
 
 @lru_cache(maxsize=65536)
 def _zones_of_prefix(digits: str) -> tuple[str, ...]:
+    # Longest prefix first: +1 212 is New York only, while +1 alone spans the continent.
     for length in range(min(TIMEZONE_LONGEST_PREFIX, len(digits)), 0, -1):
         zones = TIMEZONE_DATA.get(digits[:length])
         if zones:
@@ -53,6 +54,7 @@ class Schedule:
     timezone: str | None = None
     windows: tuple[Window, ...] = ()
     holidays: frozenset[date] = frozenset()
+    # Plans ask the same (zones, moment) question for every recipient of a zone: answer it once.
     _cache: dict[tuple[tuple[str, ...], datetime], datetime | None] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -71,6 +73,7 @@ class Schedule:
         start = aware(getattr(spec, "start_at", None))
         expire_raw = getattr(spec, "expire_at", None)
         if isinstance(expire_raw, timedelta):
+            # "48h" counts from start_at; without one it cannot be placed, and the campaign never expires.
             expire = start + expire_raw if start is not None else None
         else:
             expire = aware(expire_raw)
@@ -86,6 +89,7 @@ class Schedule:
     def zones(self, number: str) -> tuple[str, ...]:
         if self.timezone:
             return (self.timezone,)
+        # Without windows or holidays the zone changes nothing: skip the prefix lookup for every number.
         if not self.restricts_time:
             return ("UTC",)
         return zones_for_number(number)
@@ -104,6 +108,7 @@ class Schedule:
             result = self._cache[key]
         else:
             result = at
+        # Due at or after the expiry is never: a late fax is worse than none (it announces a past offer).
         if result is not None and self.expire_at is not None and result >= self.expire_at:
             return None
         return result
@@ -164,6 +169,8 @@ def _zone_open_until(schedule: Schedule, tz: ZoneInfo, at: datetime) -> datetime
 
 def _all_open(schedule: Schedule, zones: Sequence[str], at: datetime) -> datetime | None:
     tzs = [_zone(z) for z in zones] or [ZoneInfo("UTC")]
+    # Move to the latest next opening until all zones agree; each step moves forward, so this ends (the
+    # bound guards against windows that never overlap, which are "never").
     for _ in range(64):
         candidates = [_zone_next_open(schedule, tz, at) for tz in tzs]
         if any(c is None for c in candidates):
@@ -237,6 +244,7 @@ class RetryPolicy:
             return None, f"out of attempts ({attempts} of {limit} for {failure})"
         if failed_at is None:
             return datetime.min.replace(tzinfo=UTC), ""
+        # min_gap is a floor for every class: no number is dialled twice within it, whatever its rule says.
         return failed_at + max(self.rules[failure].wait, self.min_gap), ""
 
 
@@ -274,7 +282,7 @@ def estimate(
     finish = now
     capacity = float(per_minute) if per_minute else float("inf")
     credit = 0.0
-    for _ in range(2_000_000):
+    for _ in range(2_000_000):  # a bound, not a limit met in practice: about four years of minutes
         waiting = [z for z, q in queues.items() if q]
         if not waiting:
             return Estimate(finish, per_minute)
@@ -291,6 +299,7 @@ def estimate(
             if t < nxt:
                 t += timedelta(minutes=1)
             continue
+        # Unused capacity carries over one minute at most: a closed window does not save up a burst.
         credit = min(credit + capacity, max(capacity, 1.0))
         for zones in sendable:
             queue = queues[zones]
