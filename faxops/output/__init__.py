@@ -72,6 +72,7 @@ class Output:
 
     @property
     def interactive(self) -> bool:
+        """Whether a person can answer a question: the prompt goes to stderr, the answer comes from stdin."""
         return not self.automation and self.err.is_terminal and sys.stdin.isatty()
 
     def hint(self, person: str, pipeline: str) -> None:
@@ -79,6 +80,7 @@ class Output:
         self.note(pipeline if self.automation else person)
 
     def json(self, text: str) -> None:
+        """A machine document on stdout, never through rich (which would wrap lines and read [brackets])."""
         sys.stdout.write(text)
         if not text.endswith("\n"):
             sys.stdout.write("\n")
@@ -106,9 +108,11 @@ class Output:
         out.flush()
 
     def line(self, text: str = "", style: str | None = None) -> None:
+        """Plain text for a person; escaped, so a number or a provider message is never read as markup."""
         self.human.print(escape(text), style=style)
 
     def note(self, text: str) -> None:
+        """A remark on stderr, so that it never mixes into a document or a table on stdout."""
         self.err.print(escape(text), style="dim")
 
     def warning(self, text: str) -> None:
@@ -127,6 +131,7 @@ class Output:
         )
 
     def interrupted(self) -> None:
+        """A second Ctrl-C, or one outside a run: the command stops at once."""
         self.err.print("Interrupted.")
 
     def internal_error(self, exc: BaseException, log: Path) -> None:
@@ -137,11 +142,13 @@ class Output:
     # --- errors --------------------------------------------------------------------------------
 
     def problems(self, problems: Iterable[Problem]) -> None:
+        """Each problem as ``file:line: field: message`` (warnings in yellow)."""
         for problem in problems:
             style = "yellow" if problem.severity == "warning" else "red"
             self.err.print(escape(str(problem)), style=style)
 
     def error(self, exc: FaxopsError) -> None:
+        """An error the user must act on: its problems, its message, its hint, and any notes added on the way."""
         if isinstance(exc, InputError) and exc.problems:
             self.problems(exc.problems)
             errors = sum(1 for p in exc.problems if p.severity != "warning")
@@ -154,6 +161,9 @@ class Output:
             self.err.print(f"[bold red]Error:[/] {escape(exc.message)}")
         if exc.hint:
             self.err.print(f"[dim]Hint: {escape(exc.hint)}[/]")
+        # Notes say what else happened while the error unwound (e.g. the state could not be folded).
+        for note in getattr(exc, "__notes__", ()):
+            self.err.print(escape(str(note)), style="yellow")
 
     # --- plan ----------------------------------------------------------------------------------
 
