@@ -13,12 +13,12 @@ from pathlib import Path
 
 from faxops.apply import ApplyOptions, execute
 from faxops.campaign import cpu_workers, open_campaign
-from faxops.state import StateWriter
+from faxops.state import LocalWriter
 
 
 def main() -> None:
     campaign = open_campaign(Path(sys.argv[1]))
-    writer = StateWriter(campaign.paths, campaign.name, operation="bench")
+    writer = LocalWriter(campaign.paths, campaign.name, operation="bench", applied_with=campaign.applied_with())
     plan = campaign.plan(writer.state(), cpu_workers())
     started = time.perf_counter()
     report = execute(campaign, plan, writer, ApplyOptions(pace=campaign.pace()))
@@ -26,7 +26,7 @@ def main() -> None:
     del plan  # as the CLI does: the fold runs without the plan in memory
     journal = writer.journal
     fold_started = time.perf_counter()
-    writer.close(campaign.applied_with())
+    writer.close()
     fold_seconds = time.perf_counter() - fold_started
     sent = report.outcomes["accepted"]
     print(

@@ -22,8 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from faxops.campaign import Campaign
-from faxops.clock import iso, now_iso
-from faxops.domain import Receipt, Recipient, StatusUpdate, Submission, classify
+from faxops.domain import Recipient, Submission, classify
 from faxops.errors import (
     AuthError,
     JournalWriteError,
@@ -35,7 +34,7 @@ from faxops.errors import (
 from faxops.pace import Pace
 from faxops.plan import Plan, PlannedAction
 from faxops.schedule import CAMPAIGN_FAILURES
-from faxops.state import StateWriter
+from faxops.state import StateWriter, events
 from faxops.state.journal import rescue
 from faxops.state.records import Event
 
@@ -52,35 +51,6 @@ def client_reference(
         digest.update(part.encode())
         digest.update(b"\x00")
     return f"fx-{campaign[:24]}-{digest.hexdigest()[:20]}"
-
-
-def updates_json(updates: Sequence[StatusUpdate]) -> list[dict[str, object]]:
-    out = []
-    for u in updates:
-        item: dict[str, object] = {"number": u.number, "status": str(u.status)}
-        for key in ("raw", "reason", "retryable", "pages", "provider_id", "duration", "cost"):
-            value = getattr(u, key)
-            if value is not None:
-                item[key] = value
-        failure = u.failure_class()
-        if failure is not None:
-            item["failure"] = str(failure)
-        if u.at is not None:
-            item["at"] = iso(u.at)
-        out.append(item)
-    return out
-
-
-def receipt_event(kind: str, reference: str, numbers: Sequence[str], receipt: Receipt) -> Event:
-    return {
-        "t": kind,
-        "ref": reference,
-        "numbers": list(numbers),
-        "job_id": receipt.job_id,
-        "ids": dict(receipt.recipient_ids),
-        "updates": updates_json(receipt.updates),
-        "at": now_iso(),
-    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,20 +149,11 @@ class _Run:
         if self.options.stop.is_set():
             return JobResult(numbers, ref, "skipped")
         try:
-            intent: Event = {
-                "t": "intent",
-                "ref": ref,
-                "numbers": list(numbers),
-                "provider": self.provider.name,
-                "at": now_iso(),
-            }
+            # A job holds forced or normal recipients only (see ``batches``): the first speaks for all.
             forced = self.forced.get(numbers[0]) if numbers else None
-            if forced:
-                intent["forced"] = forced
-                intent["reason"] = f"resend: {forced}"
-            if submission.send_at is not None:
-                intent["send_at"] = iso(submission.send_at)
-            self.writer.record(intent)
+            self.writer.record(
+                events.intent(ref, numbers, self.provider.name, forced=forced, send_at=submission.send_at)
+            )
         except JournalWriteError as exc:
             self.stop(f"the journal cannot be written ({exc.message}); nothing more was sent")
             return JobResult(numbers, ref, "skipped", detail=exc.message)
@@ -203,49 +164,45 @@ class _Run:
             if failure in CAMPAIGN_FAILURES:
                 # Not this recipient's problem: every further send would fail the same way.
                 self.stop(f"the provider refused the campaign ({failure}): {exc.describe()}")
-            return self._answer(
-                numbers,
-                ref,
-                "rejected",
-                {"code": exc.code, "message": exc.message, "retryable": exc.retryable, "failure": str(failure)},
-                exc.describe(),
+            event = events.rejected(
+                ref, numbers, code=exc.code, message=exc.message, retryable=exc.retryable, failure=str(failure)
             )
+            return self._answer(event, exc.describe())
         except AuthError as exc:
             self.stop(f"the account or configuration was refused: {exc.describe()}")
-            return self._answer(numbers, ref, "not_sent", {"reason": exc.describe()}, exc.describe())
+            return self._answer(events.outcome("not_sent", ref, numbers, exc.describe()), exc.describe())
         except TransientError as exc:
             with self._lock:
                 self._consecutive_transient += 1
                 too_many = self._consecutive_transient >= _MAX_CONSECUTIVE_TRANSIENT
             if too_many:
                 self.stop(f"the provider keeps failing: {exc.describe()}")
-            return self._answer(numbers, ref, "not_sent", {"reason": exc.describe()}, exc.describe())
+            return self._answer(events.outcome("not_sent", ref, numbers, exc.describe()), exc.describe())
         except OutcomeUnknownError as exc:
-            return self._answer(numbers, ref, "unknown", {"reason": exc.describe()}, exc.describe())
+            return self._answer(events.outcome("unknown", ref, numbers, exc.describe()), exc.describe())
         except ProviderError as exc:  # a provider that raised the base class: be safe, not sorry
-            return self._answer(numbers, ref, "unknown", {"reason": exc.describe()}, exc.describe())
+            return self._answer(events.outcome("unknown", ref, numbers, exc.describe()), exc.describe())
         except Exception as exc:  # a bug in a provider must not lose the intent's meaning
             detail = f"{type(exc).__name__}: {exc}"
-            return self._answer(numbers, ref, "unknown", {"reason": f"provider crashed: {detail}"}, detail)
+            return self._answer(events.outcome("unknown", ref, numbers, f"provider crashed: {detail}"), detail)
         with self._lock:
             self._consecutive_transient = 0
-        event = receipt_event("accepted", ref, numbers, receipt)
+        event = events.receipt("accepted", ref, numbers, receipt)
         delivered = sum(1 for u in receipt.updates if u.status == "delivered")
         failed = sum(1 for u in receipt.updates if u.status == "failed")
         self._record_answer(event)
         return JobResult(numbers, ref, "accepted", receipt.job_id, delivered=delivered, failed=failed)
 
-    def _answer(
-        self, numbers: tuple[str, ...], ref: str, kind: str, fields: dict[str, object], detail: str
-    ) -> JobResult:
-        self._record_answer({"t": kind, "ref": ref, "numbers": list(numbers), **fields, "at": now_iso()})
-        return JobResult(numbers, ref, kind, detail=detail)
+    def _answer(self, event: Event, detail: str) -> JobResult:
+        """Record a provider's refusal or failure (built by ``faxops.state.events``) as this job's result."""
+        self._record_answer(event)
+        return JobResult(tuple(event["numbers"]), event["ref"], event["t"], detail=detail)
 
     def _record_answer(self, event: Event) -> None:
         try:
             self.writer.record(event)
         except JournalWriteError as exc:
-            where = rescue(self.campaign.name, [event])
+            where = rescue(self.campaign.name, [event], self.campaign.paths.rescue)
             with self._lock:
                 self.report.rescued.append(str(where) if where else "stderr")
             self.stop(
@@ -269,7 +226,7 @@ class _Run:
 def record_expired(writer: StateWriter, numbers: Sequence[str]) -> None:
     """Mark never-sent recipients of an expired campaign, so that reports and status say so."""
     for start in range(0, len(numbers), 10_000):
-        writer.record({"t": "expire", "numbers": list(numbers[start : start + 10_000]), "at": now_iso()})
+        writer.record(events.expire(numbers[start : start + 10_000]))
 
 
 def execute(campaign: Campaign, plan: Plan, writer: StateWriter, options: ApplyOptions) -> ApplyReport:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,7 +30,7 @@ from faxops.plan import Plan, Rules, make_plan
 from faxops.providers import REGISTRY, Provider, ProviderContext
 from faxops.recipients import NumberCache, iter_sources, resolve_sources
 from faxops.schedule import RetryPolicy, Schedule
-from faxops.state import RecordedState, StatePaths
+from faxops.state import RecordedState, StatePaths, StateStore, open_store
 from faxops.suppression import global_suppression_list, load_suppressions
 
 _SECRET_PREFIXES = ("${env:", "${file:")
@@ -57,6 +58,11 @@ class Campaign:
     @property
     def name(self) -> str:
         return self.loaded.name
+
+    @cached_property
+    def store(self) -> StateStore:
+        """Where this campaign's state is recorded (the manifest's ``state:`` block)."""
+        return open_store(self.loaded.path, self.name, self.loaded.model.state.backend)
 
     @property
     def paths(self) -> StatePaths:
@@ -363,7 +369,7 @@ def open_campaign(
         warnings.append(large)
     cache = None
     if use_cache:
-        cache = NumberCache(loaded.base_dir / ".faxops" / "cache" / f"{loaded.path.stem}.numbers")
+        cache = NumberCache(StatePaths.for_manifest(loaded.path).number_cache)
     return Campaign(loaded, documents, provider, suppressed, warnings, cache)
 
 

@@ -13,7 +13,7 @@ from faxops.errors import Problem
 from faxops.manifest import LoadedManifest
 from faxops.pace import Pace
 from faxops.providers import Provider
-from faxops.recipients import global_suppression_list
+from faxops.suppression import global_suppression_list
 
 _OPT_OUT_WORDS = ("opt out", "opt-out", "optout", "unsubscribe", "remove your number", "no more faxes", "abmelden")
 

@@ -397,6 +397,14 @@ else:
     ]
 
 
+class StateSpec(StrictModel):
+    """Where the campaign's recorded state is kept."""
+
+    backend: Literal["local"] = Field(
+        default="local", description="local: a lockfile, its journal and a lock file beside the manifest."
+    )
+
+
 class Manifest(StrictModel):
     """A fax campaign: what to send, to whom, through which provider, when, and where to report."""
 
@@ -416,6 +424,7 @@ class Manifest(StrictModel):
     budget: Budget = Field(default_factory=Budget)
     status_push: StatusPush | None = Field(default=None, description="Accept provider status pushes (webhook serve).")
     reporting: list[ReportTarget] = Field(default_factory=list)
+    state: StateSpec = Field(default_factory=StateSpec, description="Where the recorded state is kept.")
 
 
 # --- loading -----------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ class StateRef(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     campaign: str
-    location: str  # the lockfile's absolute path, resolved
+    location: str  # ``StateStore.identity()``: for local state, the lockfile's absolute path, resolved
     lineage: str | None
     serial: int
     journal_seq: int
@@ -60,9 +60,9 @@ class SavedPlan(BaseModel):
         ]
 
 
-def state_ref(campaign: str, lockfile: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
-    """What a saved plan records about the state, from ``RecordedState.fingerprint()``."""
-    return {"campaign": campaign, "location": str(lockfile.resolve()), **fingerprint}
+def state_ref(campaign: str, identity: str, fingerprint: dict[str, Any]) -> dict[str, Any]:
+    """What a saved plan records about the state: ``StateStore.identity()`` and ``RecordedState.fingerprint()``."""
+    return {"campaign": campaign, "location": identity, **fingerprint}
 
 
 def dump(
@@ -118,14 +118,14 @@ def manifest_of(saved: SavedPlan, plan_path: Path) -> Path:
     return plan_path.resolve().parent / saved.manifest
 
 
-def check_bound(saved: SavedPlan, campaign: str, lockfile: Path) -> None:
+def check_bound(saved: SavedPlan, campaign: str, identity: str) -> None:
     """Refuse (``StalePlanError``, exit 4) a plan made for another campaign or another copy of the state."""
     if saved.state.campaign != campaign or saved.campaign != campaign:
         raise StalePlanError(
             f"the saved plan is for campaign {saved.state.campaign!r}, not {campaign!r}; nothing was sent",
             hint=_REPLAN,
         )
-    here = str(lockfile.resolve())
+    here = identity
     if saved.state.location != here:
         raise StalePlanError(
             f"the saved plan was made against the state at {saved.state.location}, not {here} "

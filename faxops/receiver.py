@@ -46,7 +46,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from faxops.errors import FaxopsError, InputError, StateLockedError
 from faxops.providers.base import BadPush
 from faxops.reports import mask_number
-from faxops.state import StatePaths, StateWriter
+from faxops.state import LocalStore, StatePaths, StateStore
 from faxops.webhook import PARSERS, Inbox, Push, inbox_path, ingest, parse, push_paths
 
 MAX_BODY = 1 << 20
@@ -148,9 +148,11 @@ class Receiver:
         timeout: float = TIMEOUT,
         max_body: int = MAX_BODY,
         max_connections: int = MAX_CONNECTIONS,
+        store: StateStore | None = None,
     ) -> None:
         self.paths = paths
         self.campaign = campaign
+        self.store = store if store is not None else LocalStore(paths, campaign)
         self.credentials = credentials
         self.inbox = Inbox(inbox_path(paths))
         self.accepted = 0
@@ -201,15 +203,12 @@ class Receiver:
     def ingest_now(self) -> int:
         """Take the inbox into the state if nobody else holds the state lock."""
         try:
-            writer = StateWriter(self.paths, self.campaign, operation="webhook ingest")
+            with self.store.writer("webhook ingest") as writer:
+                count = ingest(self.paths.inbox, self.store, writer)
         except StateLockedError:
             return 0  # apply/refresh holds it and will take the inbox in itself
         except FaxopsError:
-            return 0
-        try:
-            count = ingest(self.paths, writer)
-        finally:
-            writer.close()
+            return 0  # a damaged state: the inbox keeps the pushes until a command reports the damage
         self.ingested += count
         return count
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from faxops.apply import receipt_event
 from faxops.campaign import Campaign
-from faxops.clock import now_iso, parse_iso
+from faxops.clock import parse_iso
 from faxops.domain import Recipient, Status, Submission
 from faxops.errors import ProviderError
-from faxops.state import RecordedState, StateWriter
+from faxops.state import RecordedState, StateWriter, events
 
 
 @dataclass(frozen=True)
@@ -79,19 +78,10 @@ def reconcile(campaign: Campaign, writer: StateWriter, state: RecordedState) -> 
             report.held.append(Held(tuple(numbers), reference, lookup.evidence or f"{provider.name} cannot look it up"))
         elif lookup.found:
             for receipt in lookup.found:
-                event = receipt_event("found", reference, numbers, receipt)
-                event["evidence"] = lookup.evidence
-                writer.record(event)
+                writer.record(events.receipt("found", reference, numbers, receipt, evidence=lookup.evidence))
             report.found += len(numbers)
         else:
-            writer.record(
-                {
-                    "t": "not_sent",
-                    "ref": reference,
-                    "numbers": numbers,
-                    "reason": f"reconciled: not found at {provider.name} ({lookup.evidence})",
-                    "at": now_iso(),
-                }
-            )
+            reason = f"reconciled: not found at {provider.name} ({lookup.evidence})"
+            writer.record(events.outcome("not_sent", reference, numbers, reason))
             report.not_sent += len(numbers)
     return report

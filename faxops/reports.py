@@ -44,7 +44,6 @@ from faxops.fields import resolve_secret
 from faxops.manifest import EmailReport, FileReport, WebhookReport
 from faxops.plan import Action, Plan, PlannedAction, price_per_page
 from faxops.report_rows import ReportRow
-from faxops.state import read_records
 from faxops.state.files import atomic_write
 from faxops.state.records import Record, counted_attempts
 
@@ -187,7 +186,7 @@ def build(campaign: Campaign, plan: Plan) -> Report:
     # A plan made with names carries them (a duplicate row is merged into the first one read, which is
     # the one sent: its name wins); otherwise the list is read again for them.
     names = None if plan.names else _names(campaign)
-    for number, record in read_records(campaign.paths):
+    for number, record in campaign.store.records():
         item = planned.pop(number, None)  # what is left afterwards has no record (instead of a set of seen)
         name = names.get(number) if names is not None else item.name if item is not None else None
         row = _row(number, record, item.source if item is not None else None, name)
@@ -333,7 +332,7 @@ class Delivery:
 
 
 def _marker(campaign: Campaign) -> Path:
-    return campaign.loaded.base_dir / ".faxops" / f"{campaign.loaded.path.stem}.reported"
+    return campaign.paths.report_marker
 
 
 def due_targets(campaign: Campaign, report: Report, *, trigger: str) -> list[int]:

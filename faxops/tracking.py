@@ -16,13 +16,13 @@ from pathlib import Path
 import orjson
 
 from faxops import clock
-from faxops.apply import updates_json
 from faxops.campaign import Campaign
 from faxops.clock import iso, parse_iso
 from faxops.domain import Status, StatusUpdate
 from faxops.errors import AuthError, ProviderError, TransientError
 from faxops.providers.base import JobRef
-from faxops.state import RecordedState, StateWriter, read_records
+from faxops.state import RecordedState, StateWriter, events
+from faxops.state.events import updates_json
 from faxops.state.files import atomic_write
 from faxops.state.records import Record
 from faxops.webhook import ingest
@@ -94,7 +94,7 @@ def open_jobs(records: Iterable[tuple[str, Record]], numbers: set[str] | None = 
 
 
 def _poll_file(campaign: Campaign) -> Path:
-    return campaign.loaded.base_dir / ".faxops" / f"{campaign.loaded.path.stem}.polled"
+    return campaign.paths.poll_marker
 
 
 def _last_poll(campaign: Campaign) -> datetime | None:
@@ -117,7 +117,7 @@ def record_updates(writer: StateWriter, job: TrackedJob, updates: Iterable[Statu
             continue
         if before is not None and Status(before[0]).rank > status.rank:
             continue  # stale: never backwards
-        writer.record({"t": "status", "ref": job.refs[number], "at": iso(clock.now()), **item})
+        writer.record(events.status(job.refs[number], item))
         job.statuses[number] = (str(status), item.get("raw"))  # type: ignore[assignment]
         changed += 1
         final += status.final
@@ -133,9 +133,9 @@ def refresh(
 ) -> RefreshReport:
     """Poll the provider for every recipient not final yet and journal what changed."""
     report = RefreshReport()
-    report.pushed = ingest(campaign.paths, writer)
+    report.pushed = ingest(campaign.paths.inbox, campaign.store, writer)
     provider = campaign.provider
-    jobs = list(open_jobs(read_records(campaign.paths)))
+    jobs = list(open_jobs(campaign.store.records()))
     report.open = sum(len(j.numbers) for j in jobs)
     if not jobs:
         return report
@@ -195,7 +195,7 @@ def cancel(campaign: Campaign, writer: StateWriter, numbers: set[str] | None) ->
     report = CancelReport()
     if not provider.can_cancel:
         raise ProviderError(f"{provider.name} cannot cancel faxes through its API", provider=provider.name)
-    everything = list(open_jobs(read_records(campaign.paths)))
+    everything = list(open_jobs(campaign.store.records()))
     jobs = [j for j in everything if numbers is None or set(j.numbers) & numbers]
     found = {n for j in jobs for n in j.numbers if numbers is None or n in numbers}
     report.not_open = sorted((numbers or set()) - found)

@@ -29,12 +29,13 @@ from typing import Any
 import orjson
 
 from faxops import clock, secrets
-from faxops.apply import updates_json
 from faxops.clock import iso, parse_iso
 from faxops.domain import Status, StatusUpdate
 from faxops.providers import REGISTRY
 from faxops.providers.base import BadPush, PushedUpdate, push_json, push_number
-from faxops.state import StatePaths, StateWriter, read_records
+from faxops.state import StatePaths, StateStore, StateWriter, events
+from faxops.state.events import updates_json
+from faxops.state.records import Record
 
 _KEEP_UNMATCHED = timedelta(days=7)
 
@@ -103,7 +104,7 @@ def parse(source: str, body: bytes, content_type: str) -> list[Push]:
 
 
 def inbox_path(paths: StatePaths) -> Path:
-    return paths.journal.with_suffix(".inbox")
+    return paths.inbox
 
 
 class Inbox:
@@ -125,8 +126,12 @@ class Inbox:
                 os.close(fd)
 
 
-def ingest(paths: StatePaths, writer: StateWriter) -> int:
-    path = inbox_path(paths)
+def ingest(path: Path, store: StateStore, writer: StateWriter) -> int:
+    """Move the pushes in the inbox at ``path`` into the state as status events; how many were taken.
+
+    The caller holds ``writer`` (the state lock), so nothing else records while the inbox is emptied;
+    the inbox's own ``flock`` keeps the receiver from appending between reading and truncating it.
+    """
     if not path.exists():
         return 0
     fd = os.open(path, os.O_RDWR)
@@ -142,7 +147,7 @@ def ingest(paths: StatePaths, writer: StateWriter) -> int:
                 items.append(orjson.loads(line))
             except orjson.JSONDecodeError:
                 continue  # a torn last line: its sender never got 200
-        taken, keep = _match(paths, items)
+        taken, keep = _match(store.records(), items)
         for event in taken:
             writer.record(event)
         kept = b"".join(orjson.dumps(i) + b"\n" for i in keep)
@@ -155,12 +160,14 @@ def ingest(paths: StatePaths, writer: StateWriter) -> int:
         os.close(fd)
 
 
-def _match(paths: StatePaths, items: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _match(
+    records: Iterable[tuple[str, Record]], items: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], list[Any]]:
     """Status events for pushes that name a recorded attempt; pushes not matched yet are kept a while."""
     wanted_numbers = {i.get("number") for i in items}
     by_id: dict[tuple[str, str], str] = {}  # (provider id, number) -> attempt reference
     latest: dict[str, dict[str, Any]] = {}  # number -> its latest attempt
-    for number, record in read_records(paths):
+    for number, record in records:
         if number not in wanted_numbers:
             continue
         attempts = record.get("attempts") or []
@@ -188,6 +195,6 @@ def _match(paths: StatePaths, items: list[dict[str, Any]]) -> tuple[list[dict[st
             if received is None or now - received < _KEEP_UNMATCHED:
                 keep.append(item)
             continue
-        event = {k: v for k, v in item.items() if k not in ("source", "ids", "received")}
-        taken.append({"t": "status", "ref": ref, **event, "at": item.get("at") or item.get("received")})
+        update = {k: v for k, v in item.items() if k not in ("source", "ids", "received")}
+        taken.append(events.status(ref, update, item.get("received")))
     return taken, keep

@@ -13,7 +13,7 @@ from faxops.apply import ApplyOptions, execute
 from faxops.campaign import open_campaign
 from faxops.domain import Receipt, Submission
 from faxops.errors import JournalWriteError
-from faxops.state import StateWriter, load_state, read_records
+from faxops.state import LocalWriter, load_state, read_records
 from faxops.state.records import Event, Summary, summarise, summarise_raw
 from tests.conftest import CampaignDir, Result
 
@@ -21,7 +21,7 @@ Cli = Callable[..., Result]
 Make = Callable[..., CampaignDir]
 
 
-class AnswerLosingWriter(StateWriter):
+class AnswerLosingWriter(LocalWriter):
     """A state writer whose disk fills up right after the first intent was made durable."""
 
     def record(self, event: Event) -> int:
@@ -103,7 +103,7 @@ def test_human_plan_output(make_campaign: Make, cli: Cli) -> None:
     assert "+49301000014" in detailed.out
 
 
-class IntentRefusingWriter(StateWriter):
+class IntentRefusingWriter(LocalWriter):
     """A state writer whose disk is full from the start: not even an intent can be recorded."""
 
     def record(self, event: Event) -> int:

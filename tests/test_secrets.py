@@ -170,11 +170,11 @@ def test_a_provider_echoing_credentials_never_gets_them_into_any_output(
 
 
 def test_the_journal_and_lockfile_keep_no_secret_a_provider_reason_carried(tmp_path: Path) -> None:
-    from faxops.state import StatePaths, StateWriter
+    from faxops.state import LocalWriter, StatePaths
 
     paths = StatePaths.for_manifest(tmp_path / "c.yaml")
     secrets.register(SECRET)
-    writer = StateWriter(paths, "c", operation="test")
+    writer = LocalWriter(paths, "c", operation="test")
     at = "2026-11-24T09:00:00Z"
     writer.record({"t": "intent", "ref": "r1", "numbers": [FINE], "provider": "x", "at": at})
     update = {"number": FINE, "status": "failed", "raw": f"E {SECRET}", "reason": f"echo {SECRET}"}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from faxops.errors import JournalWriteError, StateError, StateLockedError
-from faxops.state import StatePaths, StateWriter, fold, load_state, read_records
+from faxops.state import LocalWriter, StatePaths, fold, load_state, read_records
 from faxops.state.journal import Journal, read_journal
 from faxops.state.lock import StateLock, force_unlock, read_lock_info
 from faxops.state.lockfile import Header, iter_records, read_header, write_lockfile
@@ -126,7 +126,7 @@ def test_group_commit_from_many_threads_loses_nothing(tmp_path: Path) -> None:
 
 def test_fold_is_idempotent_when_a_crash_leaves_the_journal_behind(tmp_path: Path) -> None:
     paths = _paths(tmp_path)
-    writer = StateWriter(paths, "camp", operation="test")
+    writer = LocalWriter(paths, "camp", operation="test")
     writer.record(_intent("r1", "+491"))
     writer.record(_accepted("r1", "J1", "+491"))
     journal_copy = paths.journal.read_bytes()
@@ -145,7 +145,7 @@ def test_fold_is_idempotent_when_a_crash_leaves_the_journal_behind(tmp_path: Pat
 
 def test_plan_reads_an_unfolded_journal(tmp_path: Path) -> None:
     paths = _paths(tmp_path)
-    writer = StateWriter(paths, "camp", operation="test")
+    writer = LocalWriter(paths, "camp", operation="test")
     writer.record(_intent("r1", "+491", "+492"))
     # no answer: the process "died" here; the lock is released by the kernel in real life
     writer.lock.release()
@@ -156,7 +156,7 @@ def test_plan_reads_an_unfolded_journal(tmp_path: Path) -> None:
 
 def test_journal_of_another_lineage_is_refused(tmp_path: Path) -> None:
     paths = _paths(tmp_path)
-    writer = StateWriter(paths, "camp", operation="test")
+    writer = LocalWriter(paths, "camp", operation="test")
     writer.record(_intent("r1", "+491"))
     writer.close()
     Journal(paths.journal, "other-lineage", 1).close()
@@ -166,7 +166,7 @@ def test_journal_of_another_lineage_is_refused(tmp_path: Path) -> None:
 
 def test_status_updates_never_move_backwards(tmp_path: Path) -> None:
     paths = _paths(tmp_path)
-    writer = StateWriter(paths, "camp", operation="test")
+    writer = LocalWriter(paths, "camp", operation="test")
     writer.record(_intent("r1", "+491"))
     writer.record(_accepted("r1", "J1", "+491", status="delivered"))
     writer.record({"t": "status", "ref": "r1", "number": "+491", "status": "sending", "at": "2026-01-01T00:00:02Z"})
@@ -224,7 +224,7 @@ def test_stale_lock_of_a_dead_holder_is_detected(tmp_path: Path) -> None:
 def test_resend_after_proven_not_sent_is_a_new_attempt_with_its_job_id(tmp_path: Path) -> None:
     # Found by the kill -9 test: the resend reuses the deterministic reference of the lost attempt.
     paths = _paths(tmp_path)
-    writer = StateWriter(paths, "camp", operation="test")
+    writer = LocalWriter(paths, "camp", operation="test")
     writer.record(_intent("r1", "+491"))
     writer.record({"t": "not_sent", "ref": "r1", "numbers": ["+491"], "reason": "reconciled: not found"})
     writer.record(_intent("r1", "+491"))
@@ -241,7 +241,7 @@ def test_resend_after_proven_not_sent_is_a_new_attempt_with_its_job_id(tmp_path:
 
 def test_a_later_provider_id_is_recorded_beside_the_job_id(tmp_path: Path) -> None:
     paths = _paths(tmp_path)
-    writer = StateWriter(paths, "camp", operation="test")
+    writer = LocalWriter(paths, "camp", operation="test")
     writer.record(_intent("r1", "+491"))
     writer.record(_accepted("r1", "OUTBOX-1", "+491", status="queued"))
     writer.record({"t": "status", "ref": "r1", "number": "+491", "status": "delivered", "provider_id": "FAX-9"})

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from faxops.bulk import bulk, paused_gc
-from faxops.state import StatePaths, StateWriter, fold, load_state, read_raw_records, read_records
+from faxops.state import LocalWriter, StatePaths, fold, load_state, read_raw_records, read_records
 from faxops.state.lockfile import Header, parse_record, write_lockfile
 from faxops.state.records import Summary
 from tests.conftest import CampaignDir, Result
@@ -48,7 +48,7 @@ def test_fold_copies_untouched_records_byte_for_byte(make_campaign: Make, cli: C
     paths = StatePaths.for_manifest(camp.manifest)
     records = dict(read_records(paths))
     attempt = records["+49301000003"]["attempts"][-1]
-    writer = StateWriter(paths, "test-campaign", operation="test")
+    writer = LocalWriter(paths, "test-campaign", operation="test")
     writer.record(
         {
             "t": "status",

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from faxops.commands.common import EXIT_ERROR, Signals, close_quietly, held_exit, report_if_due
+from faxops.commands.common import EXIT_ERROR, Signals, held_exit, report_if_due
 from faxops.errors import ApprovalError, FaxopsError, InputError, InterruptedRun
 
 if TYPE_CHECKING:
@@ -114,9 +114,7 @@ def run(args: ApplyArgs, output: Output) -> int:
     from faxops import planfile, receipt
     from faxops.campaign import open_campaign
     from faxops.receipt import ReceiptLog, plan_digest
-    from faxops.runner import ApplyRequest, guards_for, resend_numbers, run_apply
-    from faxops.state import StateWriter
-    from faxops.state.lockfile import read_header
+    from faxops.runner import ApplyRequest, ApplyResult, guards_for, resend_numbers, run_apply
 
     # A saved plan opens the manifest beside it (recorded relative to the plan), never the one given.
     saved = planfile.load(args.target) if planfile.looks_like_plan(args.target) else None
@@ -124,7 +122,7 @@ def run(args: ApplyArgs, output: Output) -> int:
     campaign = open_campaign(manifest, allow_outside=args.allow_outside)
     if saved:
         # Checked before the lock is taken: a stale plan must not even briefly block another run.
-        planfile.check_bound(saved, campaign.name, campaign.paths.lockfile)
+        planfile.check_bound(saved, campaign.name, campaign.store.identity())
         planfile.check_inputs(saved, campaign.input_digests())
         if args.resend or args.wait:
             raise InputError("--resend and --wait apply to a manifest, not to a saved plan")
@@ -139,29 +137,26 @@ def run(args: ApplyArgs, output: Output) -> int:
         concurrency=args.parallelism,
         stop=signals.stop,
     )
-    before = read_header(campaign.paths.lockfile)  # the receipt says which serial the run started from
+    before = campaign.store.header()  # the receipt says which serial the run started from
     log = ReceiptLog()
     if saved:
         log.plan_digest, log.plan_source = plan_digest(args.target.read_bytes()), f"saved plan {args.target.name}"
     ui = TerminalUI(output, signals, campaign, log, details=args.details)
-    writer = StateWriter(campaign.paths, campaign.name, operation="apply", lock_timeout=args.lock_timeout)
-    if writer.lock.stale is not None:
-        output.note(
-            f"Note: the previous {writer.lock.stale.describe()} ended without releasing it; its journal was recovered."
-        )
+    result: ApplyResult | None = None
     try:
-        with signals:
-            result = run_apply(campaign, writer, request, ui)
-    except BaseException:
-        close_quietly(writer, output)
-        campaign.provider.close()
-        raise
-    try:
-        writer.close(campaign.applied_with())
+        # The digests of manifest and documents are recorded when the writer folds at the end.
+        with campaign.store.writer("apply", args.lock_timeout, campaign.applied_with()) as writer:
+            if writer.stale is not None:
+                output.note(
+                    f"Note: the previous {writer.stale.describe()} ended without releasing it; "
+                    "its journal was recovered."
+                )
+            with signals:
+                result = run_apply(campaign, writer, request, ui)
     except FaxopsError:
-        writer.abandon()
-        # A full disk: say what was sent and where unjournalled job IDs were rescued before the error.
-        if result.report.submitted or result.report.stopped:
+        # The fold failed after the run (a full disk): say what was sent, and where unjournalled job IDs
+        # were rescued, before the error.
+        if result is not None and (result.report.submitted or result.report.stopped):
             output.apply_report(result.report)
         raise
     finally:
@@ -172,7 +167,7 @@ def run(args: ApplyArgs, output: Output) -> int:
         total.stopped = total.stopped or f"interrupted ({signals.received})"
     if total.submitted or total.stopped:
         output.apply_report(total)
-    output.note(f"State saved to {campaign.paths.lockfile}")
+    output.note(f"State saved to {campaign.store.identity()}")
     report_if_due(campaign, output)
     for where in receipt.write_receipts(campaign, args.receipt, log, total, before, os.environ):
         output.note(f"Receipt written to {where}")

@@ -31,7 +31,7 @@ def run(args: CancelArgs, output: Output) -> int:
         raise InputError("name the recipients to cancel, or pass --all to cancel every queued fax")
     campaign = open_campaign(args.manifest, allow_outside=args.allow_outside)
     numbers = {number_arg(n, campaign.loaded) for n in args.numbers} if args.numbers else None
-    with state_writer(campaign, output, "cancel", args.lock_timeout) as writer:
+    with state_writer(campaign, "cancel", args.lock_timeout) as writer:
         report = cancel(campaign, writer, numbers)
     output.line(f"Canceled {len(report.canceled)} fax(es).")
     for number in report.not_open:

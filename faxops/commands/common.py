@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from faxops.errors import FaxopsError, InputError, UnknownOutcomesError
+from faxops.errors import InputError, UnknownOutcomesError
 
 if TYPE_CHECKING:
     from faxops.campaign import Campaign
@@ -41,31 +41,15 @@ def number_arg(text: str, loaded: LoadedManifest, what: str = "") -> str:
     return number
 
 
-def close_quietly(writer: StateWriter, output: Output) -> None:
-    """Fold and release after a failure; a fold that fails too is shown and the journal kept for next run."""
-    try:
-        writer.close()
-    except FaxopsError as exc:
-        output.error(exc)
-        writer.abandon()
-
-
 @contextmanager
-def state_writer(
-    campaign: Campaign, output: Output, operation: str, lock_timeout: float = 0.0
-) -> Iterator[StateWriter]:
-    """The state lock and journal for one command; folded and released whatever happens."""
-    from faxops.state import StateWriter
-
-    writer = StateWriter(campaign.paths, campaign.name, operation=operation, lock_timeout=lock_timeout)
+def state_writer(campaign: Campaign, operation: str, lock_timeout: float = 0.0) -> Iterator[StateWriter]:
+    """The campaign's state writer for one command (folded and released however it ends), then the provider
+    closed: a command that records provider answers holds both for the same span."""
     try:
-        yield writer
-    except BaseException:
-        close_quietly(writer, output)
-        raise
+        with campaign.store.writer(operation, lock_timeout) as writer:
+            yield writer
     finally:
         campaign.provider.close()
-    writer.close()
 
 
 def held_exit(held: int) -> int:
@@ -81,12 +65,11 @@ def held_exit(held: int) -> int:
 def report_if_due(campaign: Campaign, output: Output) -> None:
     """Render the reporting targets whose ``when`` has come (after apply and refresh)."""
     from faxops import reports
-    from faxops.state import load_state
 
     targets = campaign.loaded.model.reporting
     if not any(t.when in ("final", "always") for t in targets):
         return
-    plan = campaign.plan(load_state(campaign.paths), names=True)
+    plan = campaign.plan(campaign.store.read(), names=True)
     report = reports.build(campaign, plan)
     due = reports.due_targets(campaign, report, trigger="auto")
     if due:

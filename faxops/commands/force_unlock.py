@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,13 +16,15 @@ if TYPE_CHECKING:
 class ForceUnlockArgs:
     manifest: Path
     lock_id: str
+    allow_outside: list[Path] = field(default_factory=list)  # --allow-outside
 
 
 def run(args: ForceUnlockArgs, output: Output) -> int:
     """Remove the lock if its id matches (the id guards against removing a newer holder's lock)."""
-    from faxops.state import StatePaths
-    from faxops.state.lock import force_unlock
+    from faxops.manifest import load_manifest
+    from faxops.state import open_store
 
-    info = force_unlock(StatePaths.for_manifest(args.manifest).lock, args.lock_id)
+    loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
+    info = open_store(args.manifest, loaded.name, loaded.model.state.backend).force_unlock(args.lock_id)
     output.line(f"Removed {info.describe()}.")
     return EXIT_OK

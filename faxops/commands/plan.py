@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import orjson
 
 from faxops.commands import show
-from faxops.commands.common import EXIT_CHANGES, EXIT_OK, close_quietly, output_format
+from faxops.commands.common import EXIT_CHANGES, EXIT_OK, output_format
 from faxops.errors import InputError, StateLockedError
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ def run(args: PlanArgs, output: Output) -> int:
     from faxops import planfile, tracking
     from faxops.campaign import cpu_workers, open_campaign
     from faxops.changes import input_changes
-    from faxops.state import load_state
 
     fmt = output_format(args.json, args.format)
     if planfile.looks_like_plan(args.manifest):
@@ -52,11 +51,11 @@ def run(args: PlanArgs, output: Output) -> int:
         return show.run(replace(shown, reveal_numbers=args.reveal_numbers), output)
     may_refresh = args.refresh and args.at is None
     campaign = open_campaign(args.manifest, secrets=may_refresh, allow_outside=args.allow_outside)
-    state = load_state(campaign.paths)
+    state = campaign.store.read()
     try:
         # Only when something is open: a warm plan of a million delivered recipients reads the state once.
         if may_refresh and tracking.needs_refresh(campaign, state) and _refresh_before_plan(campaign, output):
-            state = load_state(campaign.paths)
+            state = campaign.store.read()
     finally:
         campaign.provider.close()
     at = args.at
@@ -112,7 +111,7 @@ def _save(
         plan_path=out,
         manifest=manifest,
         inputs=campaign.input_digests(),
-        state=planfile.state_ref(campaign.name, campaign.paths.lockfile, state.fingerprint()),
+        state=planfile.state_ref(campaign.name, campaign.store.identity(), state.fingerprint()),
         context={"provider": campaign.provider.name, "changes": changes.to_json()},
     )
     atomic_write(out, [doc], mode=0o600)  # plans hold personal data
@@ -124,9 +123,7 @@ def _save(
 
 def _applied_with(campaign: Campaign) -> Mapping[str, object] | None:
     """What the last apply recorded about its inputs (None: the campaign was never applied)."""
-    from faxops.state.lockfile import read_header
-
-    header = read_header(campaign.paths.lockfile)
+    header = campaign.store.header()
     return header.applied_with if header is not None else None
 
 
@@ -140,19 +137,13 @@ def _shown_path(path: Path) -> str:
 
 def _refresh_before_plan(campaign: Campaign, output: Output) -> bool:
     """plan's refresh, never waiting for a lock another run holds. True when it ran."""
-    from faxops.state import StateWriter
     from faxops.tracking import refresh
 
     try:
-        writer = StateWriter(campaign.paths, campaign.name, operation="refresh")
-    except StateLockedError as exc:
+        with campaign.store.writer("refresh") as writer:
+            report = refresh(campaign, writer)
+    except StateLockedError as exc:  # only taking the lock raises it: refresh itself never waits for one
         output.note(f"Not refreshed: {exc.message}")
         return False
-    try:
-        report = refresh(campaign, writer)
-    except BaseException:
-        close_quietly(writer, output)
-        raise
-    writer.close()
     output.refresh(report, brief=True)
     return True

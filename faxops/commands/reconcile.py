@@ -25,7 +25,7 @@ def run(args: ReconcileArgs, output: Output) -> int:
     from faxops.reconcile import reconcile
 
     campaign = open_campaign(args.manifest, allow_outside=args.allow_outside)
-    with state_writer(campaign, output, "reconcile", args.lock_timeout) as writer:
+    with state_writer(campaign, "reconcile", args.lock_timeout) as writer:
         report = reconcile(campaign, writer, writer.state())
     output.reconcile(report)
     if not (report.found or report.not_sent or report.held):

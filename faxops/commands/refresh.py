@@ -26,7 +26,7 @@ def run(args: RefreshArgs, output: Output) -> int:
     from faxops.tracking import refresh
 
     campaign = open_campaign(args.manifest, allow_outside=args.allow_outside)
-    with state_writer(campaign, output, "refresh", args.lock_timeout) as writer, Signals(output) as signals:
+    with state_writer(campaign, "refresh", args.lock_timeout) as writer, Signals(output) as signals:
         report = refresh(campaign, writer, force=args.force, stop=signals.stop)
     if not report.open and not report.pushed:
         output.line("Nothing to refresh: every recorded fax has a final status.")

@@ -25,11 +25,10 @@ def run(args: ReportArgs, output: Output) -> int:
     """Deliver every target (exit 1 when one failed), or print the ``--format`` report to stdout."""
     from faxops import reports
     from faxops.campaign import cpu_workers, open_campaign
-    from faxops.state import load_state
 
     campaign = open_campaign(args.manifest, allow_outside=args.allow_outside)
     campaign.provider.close()
-    report = reports.build(campaign, campaign.plan(load_state(campaign.paths), cpu_workers(), names=True))
+    report = reports.build(campaign, campaign.plan(campaign.store.read(), cpu_workers(), names=True))
     # JSON and CSV are streamed: a report of a million recipients is never one string in memory.
     if args.format == "json":
         output.stream(reports.iter_json(report, mask=args.mask_numbers))

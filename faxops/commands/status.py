@@ -17,7 +17,7 @@ from faxops.errors import InputError
 if TYPE_CHECKING:
     from faxops.manifest import LoadedManifest
     from faxops.output import Output
-    from faxops.state import StatePaths
+    from faxops.state import StateStore
     from faxops.state.records import Record
 
 # Without --details a terminal gets the first rows only; the counts always cover everyone.
@@ -53,8 +53,8 @@ def status_row(number: str, record: Record) -> dict[str, object]:
 class _Tally:
     """Counts by status and failure class, taken while the records stream past (never all in memory)."""
 
-    def __init__(self, paths: StatePaths) -> None:
-        self.paths = paths
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
         self.counts: Counter[str] = Counter()
         self.failures: Counter[str] = Counter()
         self.total = 0
@@ -70,21 +70,17 @@ class _Tally:
 
     def rows(self) -> Iterator[dict[str, object]]:
         """Every record's row (``status --json`` and ``--details``)."""
-        from faxops.state import read_records
-
-        for number, record in read_records(self.paths):
+        for number, record in self.store.records():
             yield self.account(number, record)
 
     def first_rows(self, limit: int) -> list[dict[str, object]]:
         """The first ``limit`` rows; every record past them only counted, settled ones off their bytes."""
         from faxops.bulk import paused_gc
-        from faxops.state import read_raw_records
-        from faxops.state.lockfile import parse_record
         from faxops.state.records import settled_status
 
         rows: list[dict[str, object]] = []
         with paused_gc():
-            for number, raw in read_raw_records(self.paths):
+            for number, raw in self.store.raw_records():
                 if isinstance(raw, bytes) and len(rows) >= limit:
                     status = settled_status(raw)
                     if status is not None:
@@ -93,7 +89,7 @@ class _Tally:
                         self.total += 1
                         self.counts[status] += 1
                         continue
-                item = self.account(number, raw if isinstance(raw, dict) else parse_record(self.paths.lockfile, raw))
+                item = self.account(number, raw if isinstance(raw, dict) else self.store.parse_raw(raw))
                 if len(rows) < limit:
                     rows.append(item)
         return rows
@@ -102,16 +98,14 @@ class _Tally:
 def run(args: StatusArgs, output: Output) -> int:
     """Show counts and rows of the recorded state, one recipient's attempts, or the JSON document."""
     from faxops.manifest import load_manifest
-    from faxops.state import StatePaths, check_owner
-    from faxops.state.lockfile import read_header
+    from faxops.state import open_store
 
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
-    paths = StatePaths.for_manifest(args.manifest, loaded.name)
-    header = read_header(paths.lockfile)
-    check_owner(paths, header)
+    store = open_store(args.manifest, loaded.name, loaded.model.state.backend)
+    header = store.header()
     if args.number:
-        return _status_of_one(args.number, args.json, output, loaded, paths)
-    tally = _Tally(paths)
+        return _status_of_one(args.number, args.json, output, loaded, store)
+    tally = _Tally(store)
     if args.json:
         # Streamed by hand so that a million-recipient state never sits in memory as one document.
         write = sys.stdout.write
@@ -127,13 +121,13 @@ def run(args: StatusArgs, output: Output) -> int:
     return EXIT_OK
 
 
-def _status_of_one(text: str, as_json: bool, output: Output, loaded: LoadedManifest, paths: StatePaths) -> int:
-    from faxops.state import read_records
-
+def _status_of_one(text: str, as_json: bool, output: Output, loaded: LoadedManifest, store: StateStore) -> int:
     number = number_arg(text, loaded)
-    record = next((r for n, r in read_records(paths) if n == number), None)
+    record = next((r for n, r in store.records() if n == number), None)
     if record is None:
-        raise InputError(f"{number} has no record in {paths.lockfile.name} (not sent yet, or not in this campaign)")
+        raise InputError(
+            f"{number} has no record in the state of {loaded.name} (not sent yet, or not in this campaign)"
+        )
     if as_json:
         output.json(orjson.dumps({"number": number, **record}).decode())
     else:

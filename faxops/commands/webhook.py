@@ -26,15 +26,15 @@ def run(args: WebhookArgs, output: Output) -> int:
     """Serve until interrupted; say how many updates were accepted and refused."""
     from faxops.manifest import load_manifest
     from faxops.receiver import Receiver, credentials_for
-    from faxops.state import StatePaths
+    from faxops.state import StatePaths, open_store
     from faxops.webhook import PARSERS
 
     _log_to_stderr("faxops.webhook", "uvicorn.error")
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
     credentials = credentials_for(loaded)
-    receiver = Receiver(
-        StatePaths.for_manifest(args.manifest, loaded.name), loaded.name, credentials, host=args.host, port=args.port
-    ).start()
+    store = open_store(args.manifest, loaded.name, loaded.model.state.backend)
+    paths = StatePaths.for_manifest(args.manifest, loaded.name)  # the inbox is a local file whatever the backend
+    receiver = Receiver(paths, loaded.name, credentials, host=args.host, port=args.port, store=store).start()
     output.line(f"Receiving status pushes for campaign {loaded.name} on {receiver.url}")
     output.line("  " + " · ".join(f"{label}: /{name}" for name, label in PARSERS.items()))
     output.line("  Authenticate with Basic auth (user from status_push.username), a Bearer token, or ?token=.")

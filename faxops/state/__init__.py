@@ -7,9 +7,10 @@ into a new lockfile (atomic replace) at the start and end of its run.
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import uuid
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -17,28 +18,52 @@ from typing import Any
 from faxops import secrets
 from faxops.bulk import bulk
 from faxops.errors import StateError
+from faxops.state.events import check
 from faxops.state.fastread import read_summaries
 from faxops.state.files import fsync_dir
 from faxops.state.journal import Journal, JournalIndex
-from faxops.state.lock import StateLock
+from faxops.state.lock import LockInfo, StateLock, force_unlock, read_lock_info
 from faxops.state.lockfile import Header, iter_raw_records, parse_record, read_header, write_lockfile
 from faxops.state.records import Event, Record, Summary, apply_event, summarise, summarise_raw
+from faxops.state.store import StateStore, StateWriter
 
 
 @dataclass(frozen=True)
 class StatePaths:
-    """Where a campaign's state lives: beside its manifest, named after it."""
+    """Every file faxops keeps for a campaign: beside its manifest, named after it.
 
-    lockfile: Path
-    journal: Path
-    lock: Path
+    The one place these names are spelt: two campaigns in one folder must never share a file, and a
+    file named twice in two ways is a file that one command writes and another never reads.
+    """
+
+    lockfile: Path  # the folded state (the local backend)
+    journal: Path  # events not folded yet (the local backend)
+    lock: Path  # the writer lock and its holder (the local backend)
+    inbox: Path  # status pushes received, not yet in the state
+    poll_marker: Path  # when the provider was last polled (its minimum interval)
+    report_marker: Path  # which reports were last delivered and when
+    number_cache: Path  # normalised numbers of the recipient lists, by row
+    rescue: tuple[Path, ...] = ()  # where job records go when the journal cannot be written, in order
     #: the campaign name the manifest gives; a lockfile recorded for another name is refused
     campaign: str | None = None
 
     @classmethod
     def for_manifest(cls, manifest: Path, campaign: str | None = None) -> StatePaths:
+        """The files of the campaign whose manifest is ``manifest`` (named ``campaign``, when known)."""
         base, stem = manifest.parent, manifest.stem
-        return cls(base / f"{stem}.lock.json", base / f"{stem}.journal", base / f".{stem}.state-lock", campaign)
+        private = base / ".faxops"  # faxops' own files: not for people to edit, safe to delete but state
+        return cls(
+            lockfile=base / f"{stem}.lock.json",
+            journal=base / f"{stem}.journal",
+            lock=base / f".{stem}.state-lock",
+            inbox=base / f"{stem}.inbox",
+            poll_marker=private / f"{stem}.polled",
+            report_marker=private / f"{stem}.reported",
+            number_cache=private / "cache" / f"{stem}.numbers",
+            # Outside the campaign folder first: a full or read-only campaign disk is why we rescue.
+            rescue=(Path.home() / ".faxops" / "rescue", Path(tempfile.gettempdir())),
+            campaign=campaign,
+        )
 
 
 @dataclass
@@ -242,14 +267,23 @@ def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None =
     return new_header
 
 
-class StateWriter:
-    """The single writer of a campaign's state: holds the lock and the open journal."""
+class LocalWriter(StateWriter):
+    """The local backend's writer: holds the ``flock`` and the open journal."""
 
-    def __init__(self, paths: StatePaths, campaign: str, *, operation: str, lock_timeout: float = 0.0) -> None:
+    def __init__(
+        self,
+        paths: StatePaths,
+        campaign: str,
+        *,
+        operation: str,
+        lock_timeout: float = 0.0,
+        applied_with: Mapping[str, object] | None = None,
+    ) -> None:
         if paths.campaign is None:
             paths = replace(paths, campaign=campaign)
         self.paths = paths
         self.campaign = campaign
+        self.applied_with = dict(applied_with) if applied_with is not None else None
         self.lock = StateLock(paths.lock).acquire(operation, lock_timeout)
         try:
             # Leftovers of a crashed run become part of the lockfile before anything new happens.
@@ -270,18 +304,27 @@ class StateWriter:
                 self._journal = Journal(self.paths.journal, lineage, next_seq)
             return self._journal
 
+    @property
+    def holder(self) -> LockInfo | None:
+        return self.lock.info
+
+    @property
+    def stale(self) -> LockInfo | None:
+        return self.lock.stale
+
     def record(self, event: Event) -> int:
+        check(event)  # a misspelt type must fail here, before the provider is called, not at the next fold
         return self.journal.append(secrets.scrub_event(event))
 
     def state(self, detail: Collection[str] = ()) -> RecordedState:
         return load_state(self.paths, detail)
 
-    def close(self, applied_with: dict[str, Any] | None = None) -> Header | None:
+    def close(self) -> Header | None:
         """Fold what was journalled into the lockfile and release the lock."""
         try:
             if self._journal is not None:
                 self._journal.close()
-            self.header = fold(self.paths, self.campaign, applied_with)
+            self.header = fold(self.paths, self.campaign, self.applied_with)
             return self.header
         finally:
             self.lock.release()
@@ -293,13 +336,66 @@ class StateWriter:
         self.lock.release()
 
 
+class LocalStore(StateStore):
+    """State in files beside the manifest: lockfile, journal and ``flock`` (see the module docstring)."""
+
+    def __init__(self, paths: StatePaths, campaign: str) -> None:
+        self.paths = paths
+        self.campaign = campaign
+
+    def read(self, detail: Collection[str] = ()) -> RecordedState:
+        return load_state(self.paths, detail)
+
+    def records(self) -> Iterator[tuple[str, Record]]:
+        return read_records(self.paths)
+
+    def raw_records(self) -> Iterator[tuple[str, bytes | Record]]:
+        return read_raw_records(self.paths)
+
+    def parse_raw(self, raw: bytes) -> Record:
+        return parse_record(self.paths.lockfile, raw)
+
+    def header(self) -> Header | None:
+        header = read_header(self.paths.lockfile)
+        check_owner(self.paths, header)  # a lockfile of another campaign is refused, as by every reader
+        return header
+
+    def open_writer(
+        self, operation: str, lock_timeout: float = 0.0, applied_with: Mapping[str, object] | None = None
+    ) -> LocalWriter:
+        return LocalWriter(
+            self.paths, self.campaign, operation=operation, lock_timeout=lock_timeout, applied_with=applied_with
+        )
+
+    def lock_info(self) -> LockInfo | None:
+        return read_lock_info(self.paths.lock)[0]
+
+    def force_unlock(self, lock_id: str) -> LockInfo:
+        return force_unlock(self.paths.lock, lock_id)
+
+    def identity(self) -> str:
+        # The lockfile's resolved path: a copied checkout has the same lineage and serial, but not this.
+        return str(self.paths.lockfile.resolve())
+
+
+def open_store(manifest: Path, campaign: str, backend: str = "local") -> StateStore:
+    """The state store a manifest's ``state:`` block names (``local`` is the only backend so far)."""
+    if backend != "local":
+        raise StateError(f"state.backend {backend!r} is not available in this version of faxops")
+    return LocalStore(StatePaths.for_manifest(manifest, campaign), campaign)
+
+
 __all__ = [
+    "LocalStore",
+    "LocalWriter",
     "RecordedState",
     "StatePaths",
+    "StateStore",
     "StateWriter",
     "check_owner",
     "fold",
     "load_state",
+    "open_store",
     "read_raw_records",
     "read_records",
 ]

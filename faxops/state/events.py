@@ -15,10 +15,7 @@ from typing import Literal
 from faxops.clock import iso, now_iso
 from faxops.domain import Receipt, StatusUpdate
 from faxops.errors import StateError
-from faxops.state.records import BATCH_EVENTS, Event
-
-#: every event type faxops writes; ``header`` is the journal's first line, not an event
-EVENT_TYPES = BATCH_EVENTS | {"status", "resolve"}
+from faxops.state.records import EVENT_TYPES, Event
 
 
 def check(event: Mapping[str, object], where: str = "the journal") -> None:
@@ -117,7 +114,7 @@ def status(ref: str, update: Mapping[str, object], at: str | None = None) -> Eve
     return {"t": "status", "ref": ref, **update, "at": update.get("at") or at or now_iso()}
 
 
-def resolve(ref: str, number: str, *, job_id: str | None, note: str, by: str) -> Event:
+def resolve(ref: str | None, number: str, *, job_id: str | None, note: str, by: str) -> Event:
     """A person decided a send of unknown outcome: sent as ``job_id``, or (None) not sent."""
     return {
         "t": "resolve",

@@ -15,8 +15,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
@@ -179,16 +179,15 @@ class Journal:
             os.close(self._fd)
 
 
-def rescue(campaign: str, events: list[dict[str, Any]]) -> Path | None:
+def rescue(campaign: str, events: list[dict[str, Any]], directories: Sequence[Path]) -> Path | None:
     """Last resort when a job ID cannot be journalled: put it anywhere else that will take it.
 
     Returns the file written, or None when even that failed (the caller then prints the events).
     """
     stamp = clock.now().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     name = f"faxops-rescue-{campaign}-{stamp}-{os.getpid()}.jsonl"
-    candidates = [Path.home() / ".faxops" / "rescue", Path(tempfile.gettempdir())]
     data = b"".join(orjson.dumps(secrets.scrub_event(e)) + b"\n" for e in events)
-    for directory in candidates:
+    for directory in directories:  # ``StatePaths.rescue``
         try:
             directory.mkdir(parents=True, exist_ok=True)
             target = directory / name

@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from faxops.domain import FailureClass, Status, classify
+from faxops.errors import StateError
 
 Record = dict[str, Any]
 Event = dict[str, Any]
 
 #: event types that name the numbers they touch in ``numbers``; ``status``/``resolve`` name one ``number``
 BATCH_EVENTS = frozenset({"intent", "accepted", "rejected", "not_sent", "unknown", "found", "expire"})
+#: every event type there is (``faxops.state.events`` builds them)
+EVENT_TYPES = BATCH_EVENTS | {"status", "resolve"}
 
 
 def event_numbers(event: Event) -> list[str]:
@@ -89,8 +92,14 @@ def _apply_update(attempt: dict[str, Any], update: dict[str, Any], at: str | Non
 
 def apply_event(number: str, record: Record | None, event: Event) -> Record:
     """The record of ``number`` after ``event``."""
-    record = record if record is not None else {"attempts": []}
     kind = event["t"]
+    if kind not in EVENT_TYPES:
+        # Never skipped: an event this version cannot read may be the one that says a fax was sent.
+        raise StateError(
+            f"unknown journal event type {kind!r} for {number}; it may have been written by a newer faxops",
+            hint="use the faxops version that wrote it; the journal holds job IDs, keep it",
+        )
+    record = record if record is not None else {"attempts": []}
     at = event.get("at")
     ref = event.get("ref")
     attempt = _attempt(record, ref) if ref else None

@@ -72,6 +72,15 @@ class StateStore(ABC):
     def records(self) -> Iterator[tuple[str, Record]]:
         """Every full record, sorted by number (for ``status``, reports, refresh)."""
 
+    def raw_records(self) -> Iterator[tuple[str, bytes | Record]]:
+        """Like ``records``, but a backend may hand over a record it did not have to touch as its stored JSON
+        bytes (``parse_raw`` reads one): ``status`` counts a million settled records without parsing them."""
+        return self.records()
+
+    def parse_raw(self, raw: bytes) -> Record:
+        """A record that ``raw_records`` handed over as bytes."""
+        raise NotImplementedError(f"{type(self).__name__} hands over no records as bytes")
+
     @abstractmethod
     def header(self) -> Header | None:
         """Lineage, serial and audit trail of the folded state; None before the first fold."""
