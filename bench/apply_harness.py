@@ -18,7 +18,7 @@ from faxops.state import LocalWriter
 
 def main() -> None:
     campaign = open_campaign(Path(sys.argv[1]))
-    writer = LocalWriter(campaign.paths, campaign.name, operation="bench", applied_with=campaign.applied_with())
+    writer = LocalWriter(campaign.paths, campaign.name, operation="bench")
     plan = campaign.plan(writer.state(), cpu_workers())
     started = time.perf_counter()
     report = execute(campaign, plan, writer, ApplyOptions(pace=campaign.pace()))
@@ -26,7 +26,7 @@ def main() -> None:
     del plan  # as the CLI does: the fold runs without the plan in memory
     journal = writer.journal
     fold_started = time.perf_counter()
-    writer.close()
+    writer.close(campaign.applied_with())
     fold_seconds = time.perf_counter() - fold_started
     sent = report.outcomes["accepted"]
     print(

@@ -277,13 +277,11 @@ class LocalWriter(StateWriter):
         *,
         operation: str,
         lock_timeout: float = 0.0,
-        applied_with: Mapping[str, object] | None = None,
     ) -> None:
         if paths.campaign is None:
             paths = replace(paths, campaign=campaign)
         self.paths = paths
         self.campaign = campaign
-        self.applied_with = dict(applied_with) if applied_with is not None else None
         self.lock = StateLock(paths.lock).acquire(operation, lock_timeout)
         try:
             # Leftovers of a crashed run become part of the lockfile before anything new happens.
@@ -319,12 +317,12 @@ class LocalWriter(StateWriter):
     def state(self, detail: Collection[str] = ()) -> RecordedState:
         return load_state(self.paths, detail)
 
-    def close(self) -> Header | None:
+    def close(self, applied_with: Mapping[str, object] | None = None) -> Header | None:
         """Fold what was journalled into the lockfile and release the lock."""
         try:
             if self._journal is not None:
                 self._journal.close()
-            self.header = fold(self.paths, self.campaign, self.applied_with)
+            self.header = fold(self.paths, self.campaign, dict(applied_with) if applied_with is not None else None)
             return self.header
         finally:
             self.lock.release()
@@ -360,12 +358,8 @@ class LocalStore(StateStore):
         check_owner(self.paths, header)  # a lockfile of another campaign is refused, as by every reader
         return header
 
-    def open_writer(
-        self, operation: str, lock_timeout: float = 0.0, applied_with: Mapping[str, object] | None = None
-    ) -> LocalWriter:
-        return LocalWriter(
-            self.paths, self.campaign, operation=operation, lock_timeout=lock_timeout, applied_with=applied_with
-        )
+    def open_writer(self, operation: str, lock_timeout: float = 0.0) -> LocalWriter:
+        return LocalWriter(self.paths, self.campaign, operation=operation, lock_timeout=lock_timeout)
 
     def lock_info(self) -> LockInfo | None:
         return read_lock_info(self.paths.lock)[0]

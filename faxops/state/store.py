@@ -51,8 +51,12 @@ class StateWriter(ABC):
         """The previous holder, when it died without releasing the lock (its events were recovered)."""
 
     @abstractmethod
-    def close(self) -> Header | None:
-        """Fold what was recorded into the current state and release the lock."""
+    def close(self, applied_with: Mapping[str, object] | None = None) -> Header | None:
+        """Fold what was recorded into the current state and release the lock.
+
+        ``applied_with`` (manifest and document digests) is recorded only by a run that completed: a run
+        that failed on a broken input must leave the recorded digests (and the lockfile's bytes) alone.
+        """
 
     @abstractmethod
     def abandon(self) -> None:
@@ -86,13 +90,10 @@ class StateStore(ABC):
         """Lineage, serial and audit trail of the folded state; None before the first fold."""
 
     @abstractmethod
-    def open_writer(
-        self, operation: str, lock_timeout: float = 0.0, applied_with: Mapping[str, object] | None = None
-    ) -> StateWriter:
+    def open_writer(self, operation: str, lock_timeout: float = 0.0) -> StateWriter:
         """Take the writer lock (waiting up to ``lock_timeout`` s, else ``StateLockedError``).
 
-        Prefer ``writer``, which also closes it. ``applied_with`` (manifest and document digests) is
-        recorded when the writer folds.
+        Prefer ``writer``, which also closes it.
         """
 
     @contextmanager
@@ -101,10 +102,11 @@ class StateStore(ABC):
     ) -> Iterator[StateWriter]:
         """The writer for one command: folded and released however the block ends.
 
-        If the block fails and folding fails too, the lock is released without folding (the next writer
-        folds) and the block's error propagates with a note saying so: the first error is the one to fix.
+        ``applied_with`` is recorded when the block completes. If the block fails and folding fails too,
+        the lock is released without folding (the next writer folds) and the block's error propagates
+        with a note saying so: the first error is the one to fix.
         """
-        writer = self.open_writer(operation, lock_timeout, applied_with)
+        writer = self.open_writer(operation, lock_timeout)
         try:
             yield writer
         except BaseException as exc:
@@ -115,7 +117,7 @@ class StateStore(ABC):
                 exc.add_note(f"The state was not folded ({fold_error.message}); the next run will fold it.")
             raise
         try:
-            writer.close()
+            writer.close(applied_with)
         except FaxopsError:
             writer.abandon()
             raise
