@@ -13,6 +13,7 @@ is safe.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,65 +109,99 @@ def apply_event(number: str, record: Record | None, event: Event) -> Record:
         if derive_status(record) in (Status.FAILED, Status.NOT_SENT):
             record["expired_at"] = at
     elif kind == "intent":
-        record.pop("expired_at", None)
-        attempts = record["attempts"]
-        # Replaying the same intent is a no-op; a resend after "proven not sent" reuses the reference
-        # (it is derived from the attempt number) and is a new attempt.
-        if not (attempts and attempts[-1] is attempt and attempt.get("status") == Status.PENDING):
-            attempts.append(
-                {
-                    "n": counted_attempts(record) + 1,
-                    "provider": event["provider"],
-                    "reference": ref,
-                    "submitted_at": at,
-                    "status": str(Status.PENDING),
-                    **({"reason": event["reason"]} if event.get("reason") else {}),
-                    **({"forced": event["forced"]} if event.get("forced") else {}),
-                    **({"send_at": event["send_at"]} if event.get("send_at") else {}),
-                }
-            )
-    elif attempt is None:
-        pass  # an answer to an intent this lockfile never saw: nothing to attach it to
-    elif kind in ("accepted", "found"):
-        if event.get("job_id"):
-            attempt["job_id"] = event["job_id"]
-        rid = (event.get("ids") or {}).get(number)
-        if rid:
-            attempt["recipient_id"] = rid
-        if kind == "found":
-            attempt.pop("reason", None)
-        _set_status(attempt, Status.QUEUED, at)
-        for update in event.get("updates", ()):
-            if update["number"] == number:
-                _apply_update(attempt, update, at)
-        if kind == "found":
-            attempt["reconciled"] = event.get("evidence") or "found at the provider"
-    elif kind == "rejected":
-        reason = ": ".join(p for p in (event.get("code"), event.get("message")) if p)
-        failure = event.get("failure") or str(classify(event.get("code"), event.get("message"), event.get("retryable")))
-        _set_status(attempt, Status.FAILED, at, reason=reason, retryable=bool(event.get("retryable")), failure=failure)
-        attempt["outcome"] = "rejected"
-    elif kind == "not_sent":
-        if Status(attempt["status"]) == Status.PENDING:
-            attempt["status"] = str(Status.NOT_SENT)
-            attempt["reason"] = event.get("reason")
-            attempt["updated_at"] = at
-    elif kind == "unknown":
-        if Status(attempt["status"]) == Status.PENDING:
-            attempt["reason"] = event.get("reason")
-    elif kind == "status":
-        _apply_update(attempt, event, at)
-    elif kind == "resolve":
-        attempt["resolved"] = {k: event[k] for k in ("by", "note", "at") if event.get(k)}
-        if event.get("sent"):
-            if event.get("job_id"):
-                attempt["job_id"] = event["job_id"]
-            _set_status(attempt, Status.QUEUED, at)
-        elif Status(attempt["status"]) == Status.PENDING:
-            attempt["status"] = str(Status.NOT_SENT)
-            attempt["reason"] = "resolved as not sent"
+        _on_intent(record, attempt, event)
+    elif attempt is not None:  # else an answer to an intent this lockfile never saw: nothing to attach it to
+        _ANSWERS[kind](number, attempt, event, at)
     record["status"] = derive_status(record)
     return record
+
+
+def _on_intent(record: Record, attempt: dict[str, Any] | None, event: Event) -> None:
+    record.pop("expired_at", None)
+    attempts = record["attempts"]
+    # Replaying the same intent is a no-op; a resend after "proven not sent" reuses the reference
+    # (it is derived from the attempt number) and is a new attempt.
+    if attempts and attempts[-1] is attempt and attempt is not None and attempt.get("status") == Status.PENDING:
+        return
+    attempts.append(
+        {
+            "n": counted_attempts(record) + 1,
+            "provider": event["provider"],
+            "reference": event.get("ref"),
+            "submitted_at": event.get("at"),
+            "status": str(Status.PENDING),
+            **({"reason": event["reason"]} if event.get("reason") else {}),
+            **({"forced": event["forced"]} if event.get("forced") else {}),
+            **({"send_at": event["send_at"]} if event.get("send_at") else {}),
+        }
+    )
+
+
+def _on_receipt(number: str, attempt: dict[str, Any], event: Event, at: str | None) -> None:
+    """``accepted`` (the provider's answer) or ``found`` (reconcile found the job there)."""
+    if event.get("job_id"):
+        attempt["job_id"] = event["job_id"]
+    rid = (event.get("ids") or {}).get(number)
+    if rid:
+        attempt["recipient_id"] = rid
+    found = event["t"] == "found"
+    if found:
+        attempt.pop("reason", None)  # the "outcome unknown" reason no longer holds
+    _set_status(attempt, Status.QUEUED, at)
+    for update in event.get("updates", ()):
+        if update["number"] == number:
+            _apply_update(attempt, update, at)
+    if found:
+        attempt["reconciled"] = event.get("evidence") or "found at the provider"
+
+
+def _on_rejected(number: str, attempt: dict[str, Any], event: Event, at: str | None) -> None:
+    reason = ": ".join(p for p in (event.get("code"), event.get("message")) if p)
+    # Events of older versions carry no failure class: classify them as they would have been.
+    failure = event.get("failure") or str(classify(event.get("code"), event.get("message"), event.get("retryable")))
+    _set_status(attempt, Status.FAILED, at, reason=reason, retryable=bool(event.get("retryable")), failure=failure)
+    attempt["outcome"] = "rejected"
+
+
+def _on_not_sent(number: str, attempt: dict[str, Any], event: Event, at: str | None) -> None:
+    # Only a pending attempt: a late "not sent" must never undo an answer already recorded.
+    if Status(attempt["status"]) == Status.PENDING:
+        attempt["status"] = str(Status.NOT_SENT)
+        attempt["reason"] = event.get("reason")
+        attempt["updated_at"] = at
+
+
+def _on_unknown(number: str, attempt: dict[str, Any], event: Event, at: str | None) -> None:
+    # It stays pending (so reconcile looks it up); only the reason is kept for the person reading it.
+    if Status(attempt["status"]) == Status.PENDING:
+        attempt["reason"] = event.get("reason")
+
+
+def _on_status(number: str, attempt: dict[str, Any], event: Event, at: str | None) -> None:
+    _apply_update(attempt, event, at)
+
+
+def _on_resolve(number: str, attempt: dict[str, Any], event: Event, at: str | None) -> None:
+    attempt["resolved"] = {k: event[k] for k in ("by", "note", "at") if event.get(k)}
+    if event.get("sent"):
+        if event.get("job_id"):
+            attempt["job_id"] = event["job_id"]
+        _set_status(attempt, Status.QUEUED, at)
+    elif Status(attempt["status"]) == Status.PENDING:
+        attempt["status"] = str(Status.NOT_SENT)
+        attempt["reason"] = "resolved as not sent"
+
+
+#: what each answer to an intent does to its attempt (``intent`` and ``expire`` act on the whole record)
+_ANSWERS: dict[str, Callable[[str, dict[str, Any], Event, str | None], None]] = {
+    "accepted": _on_receipt,
+    "found": _on_receipt,
+    "rejected": _on_rejected,
+    "not_sent": _on_not_sent,
+    "unknown": _on_unknown,
+    "status": _on_status,
+    "resolve": _on_resolve,
+}
 
 
 def derive_status(record: Record) -> str:
