@@ -12,7 +12,7 @@ from faxops.domain import Document
 from faxops.errors import Problem
 from faxops.manifest import LoadedManifest
 from faxops.pace import Pace
-from faxops.providers import Provider
+from faxops.providers import REGISTRY, Provider
 from faxops.suppression import global_suppression_list
 
 _OPT_OUT_WORDS = ("opt out", "opt-out", "optout", "unsubscribe", "remove your number", "no more faxes", "abmelden")
@@ -32,7 +32,7 @@ def compliance_problems(loaded: LoadedManifest, provider: Provider, documents: l
         problems.append(
             loaded.problem(
                 ("schedule", "provider_side"),
-                f"{provider.name} cannot schedule faxes on its side (docoon, faxplus and retarus can); "
+                f"{provider.name} cannot schedule faxes on its side ({_can_schedule()} can); "
                 "remove provider_side to let faxops defer them",
             )
         )
@@ -50,6 +50,12 @@ def compliance_problems(loaded: LoadedManifest, provider: Provider, documents: l
         )
     problems += _sender_problems(loaded, provider, first_text)
     return problems
+
+
+def _can_schedule() -> str:
+    """The providers that take a start time, from the registry (so a new one is named without an edit here)."""
+    names = [name for name, provider in REGISTRY.items() if provider.can_schedule]
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
 
 
 def _marketing_problems(loaded: LoadedManifest, documents: list[Document], first_text: str | None) -> list[Problem]:

@@ -182,7 +182,8 @@ def _match(
     for item in items:
         number = item.get("number", "")
         ref = next((by_id[(i, number)] for i in item.get("ids", ()) if (i, number) in by_id), None)
-        if ref is None and item.get("source") == "faxplus" and number in latest:
+        provider = REGISTRY.get(str(item.get("source")))
+        if ref is None and provider is not None and provider.push_before_ids and number in latest:
             # A fax id is learnt from the first status poll; a push can come before it. Attach it to the
             # latest attempt only when that attempt has no fax id yet and began before the fax did.
             attempt = latest[number]

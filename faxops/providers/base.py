@@ -106,6 +106,9 @@ class Provider(ABC):
     #: what the provider's status push is called, or None when it sends none (``webhook serve`` offers
     #: ``/<name>`` for each provider that has one)
     push_format: ClassVar[str | None] = None
+    #: a push may name a fax id faxops has not learnt yet (it comes with the first status poll): such a
+    #: push is matched to the number's latest attempt when it began before the fax did
+    push_before_ids: ClassVar[bool] = False
 
     def __init__(self, settings: ProviderSettings, context: ProviderContext) -> None:
         self.settings = settings

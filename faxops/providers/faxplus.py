@@ -184,6 +184,7 @@ class FaxPlusProvider(HttpProvider):
 
     name = "faxplus"
     push_format = "FAX.PLUS fax_sent"
+    push_before_ids = True  # the outbox id comes back at submission; the fax id only with its status
     cancels_whole_job = True
     can_schedule = True
     settings_model = FaxPlusSettings
