@@ -44,6 +44,7 @@ from faxops.output.tables import (
     deferred_table,
     estimate_line,
     local,
+    plan_summary,
 )
 
 
@@ -220,7 +221,7 @@ class Output:
             )
         if plan.estimate is not None and (plan.count(Action.DEFER) or plan.estimate.per_minute):
             out.print(estimate_line(plan))
-        out.print(self._plan_summary(plan))
+        out.print(plan_summary(plan))
 
     def planned_for(self, plan: Plan, zone: str | None) -> None:
         """The moment the plan was made for (``plan --at`` or now), in the campaign's time zone and UTC."""
@@ -237,27 +238,7 @@ class Output:
 
     def plan_summary_line(self, plan: Plan) -> None:
         """The plan's one-line summary alone (``apply PLANFILE``: the plan itself was reviewed already)."""
-        self.human.print(self._plan_summary(plan))
-
-    @staticmethod
-    def _plan_summary(plan: Plan) -> str:
-        s = plan.summary()
-        text = (
-            f"[bold]Plan:[/] {s['send']} to send, {s['retry']} to retry, {s['unchanged']} unchanged, "
-            f"{s['skip']} skipped"
-        )
-        if s["deferred"]:
-            text += f", [blue]{s['deferred']} deferred[/]"
-        if s["unknown"]:
-            text += f", [magenta]{s['unknown']} unknown[/]"
-        pages = f"{s['pages']} pages"
-        if plan.unknown_page_documents:
-            pages += f" (+ {plan.unknown_page_documents} document(s) of unknown length per fax)"
-        if plan.currency:
-            pages += f" · est. {plan.cost:,.2f} {plan.currency} now"
-            if plan.cost_all > plan.cost:
-                pages += f" ({plan.cost_all:,.2f} with the deferred)"
-        return text + f" · {pages}"
+        self.human.print(plan_summary(plan))
 
     def saved_plan(self, saved: SavedPlan, *, path: Path, details: bool, limit: int = 10) -> None:
         """A saved plan as ``plan`` showed it when it was made (from the file alone: no manifest, no state)."""

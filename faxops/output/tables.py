@@ -134,3 +134,21 @@ def attempt_rows(attempts: Sequence[Record]) -> Table:
             escape("; ".join(notes)),
         )
     return table
+
+
+def plan_summary(plan: Plan) -> str:
+    """The plan's one line: counts per action, pages, and the cost estimate (rich markup)."""
+    s = plan.summary()
+    text = f"[bold]Plan:[/] {s['send']} to send, {s['retry']} to retry, {s['unchanged']} unchanged, {s['skip']} skipped"
+    if s["deferred"]:
+        text += f", [blue]{s['deferred']} deferred[/]"
+    if s["unknown"]:
+        text += f", [magenta]{s['unknown']} unknown[/]"
+    pages = f"{s['pages']} pages"
+    if plan.unknown_page_documents:
+        pages += f" (+ {plan.unknown_page_documents} document(s) of unknown length per fax)"
+    if plan.currency:
+        pages += f" · est. {plan.cost:,.2f} {plan.currency} now"
+        if plan.cost_all > plan.cost:
+            pages += f" ({plan.cost_all:,.2f} with the deferred)"
+    return text + f" · {pages}"
