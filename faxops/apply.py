@@ -125,6 +125,8 @@ def batches(campaign: Campaign, actions: Sequence[PlannedAction], size: int) -> 
 
 
 class _Run:
+    """One round of sending: the workers share this object, so every counter is under ``_lock``."""
+
     def __init__(
         self, campaign: Campaign, writer: StateWriter, options: ApplyOptions, forced: Mapping[str, str]
     ) -> None:
@@ -138,14 +140,17 @@ class _Run:
         self._consecutive_transient = 0
 
     def stop(self, why: str) -> None:
+        """Stop starting new jobs; the ones in flight finish and are recorded. The first reason wins."""
         with self._lock:
             if self.report.stopped is None:
                 self.report.stopped = why
         self.options.stop.set()
 
     def one(self, submission: Submission) -> JobResult:
+        """Journal the intent, call the provider, journal its answer: in this order, always."""
         numbers = tuple(r.number for r in submission.recipients)
         ref = submission.reference
+        # Checked again here: jobs queued before a stop must not start after it.
         if self.options.stop.is_set():
             return JobResult(numbers, ref, "skipped")
         try:
@@ -155,6 +160,7 @@ class _Run:
                 events.intent(ref, numbers, self.provider.name, forced=forced, send_at=submission.send_at)
             )
         except JournalWriteError as exc:
+            # No durable intent, no call: a send we could not record is a send we might repeat.
             self.stop(f"the journal cannot be written ({exc.message}); nothing more was sent")
             return JobResult(numbers, ref, "skipped", detail=exc.message)
         try:
@@ -169,9 +175,11 @@ class _Run:
             )
             return self._answer(event, exc.describe())
         except AuthError as exc:
+            # Refused credentials refuse every job: stop rather than charge each recipient an attempt.
             self.stop(f"the account or configuration was refused: {exc.describe()}")
             return self._answer(events.outcome("not_sent", ref, numbers, exc.describe()), exc.describe())
         except TransientError as exc:
+            # Certainly not sent, so "not sent" (retried later); a run of them means the provider is down.
             with self._lock:
                 self._consecutive_transient += 1
                 too_many = self._consecutive_transient >= _MAX_CONSECUTIVE_TRANSIENT
@@ -179,6 +187,7 @@ class _Run:
                 self.stop(f"the provider keeps failing: {exc.describe()}")
             return self._answer(events.outcome("not_sent", ref, numbers, exc.describe()), exc.describe())
         except OutcomeUnknownError as exc:
+            # The request may have arrived: held as unknown until reconcile asks the provider.
             return self._answer(events.outcome("unknown", ref, numbers, exc.describe()), exc.describe())
         except ProviderError as exc:  # a provider that raised the base class: be safe, not sorry
             return self._answer(events.outcome("unknown", ref, numbers, exc.describe()), exc.describe())
@@ -186,7 +195,7 @@ class _Run:
             detail = f"{type(exc).__name__}: {exc}"
             return self._answer(events.outcome("unknown", ref, numbers, f"provider crashed: {detail}"), detail)
         with self._lock:
-            self._consecutive_transient = 0
+            self._consecutive_transient = 0  # only consecutive failures mean the provider is down
         event = events.receipt("accepted", ref, numbers, receipt)
         delivered = sum(1 for u in receipt.updates if u.status == "delivered")
         failed = sum(1 for u in receipt.updates if u.status == "failed")
@@ -202,6 +211,8 @@ class _Run:
         try:
             self.writer.record(event)
         except JournalWriteError as exc:
+            # The fax was sent (or refused) and its job ID exists only in memory: losing it would let the
+            # next run resend. Put it anywhere that takes it, and stop sending.
             where = rescue(self.campaign.name, [event], self.campaign.paths.rescue)
             with self._lock:
                 self.report.rescued.append(str(where) if where else "stderr")
@@ -210,7 +221,8 @@ class _Run:
             )
 
     def account(self, result: JobResult) -> None:
-        if result.outcome == "skipped":
+        """Add one job's result to the round's totals (called from the submitting thread only)."""
+        if result.outcome == "skipped":  # never started: not a submission
             return
         report = self.report
         report.submitted += len(result.numbers)

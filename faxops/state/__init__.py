@@ -201,6 +201,8 @@ def read_raw_records(paths: StatePaths) -> Iterator[tuple[str, bytes | Record]]:
 def _merged(
     paths: StatePaths, header: Header | None, index: JournalIndex | None
 ) -> Iterator[tuple[str, bytes | Record]]:
+    # A merge of two sorted streams (the lockfile's records, the numbers the journal touched): the output
+    # stays sorted, which the lockfile writer requires, and no more than one record is held at a time.
     touched = sorted(index.by_number) if index else []
     i = 0
 
@@ -232,6 +234,7 @@ def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None =
     header, index = _pending(paths)
     try:
         unchanged = applied_with is None or header is None or header.applied_with == applied_with
+        # Nothing new: do not rewrite (a serial that moves without a change would stale every saved plan).
         if (index is None or not index.events) and unchanged:
             if index is not None:
                 paths.journal.unlink()

@@ -72,6 +72,7 @@ def _header_from(path: Path, data: Any) -> Header:
     if not isinstance(data, dict):
         raise _corrupt(path, "not a JSON object")
     version = data.get("format_version")
+    # A newer format is refused, not guessed at: reading it wrongly could forget sends and repeat them.
     if version != FORMAT_VERSION:
         raise StateError(
             f"{path}: lockfile format_version {version!r} is not supported by this faxops "
@@ -100,6 +101,7 @@ def read_header(path: Path) -> Header | None:
     except OSError as exc:
         raise StateError(f"{path}: cannot read the lockfile: {exc.strerror}") from None
     with fh:
+        # faxops writes the header first and the recipients after one known line: read up to it only.
         head = bytearray()
         for line in fh:
             if line.rstrip(b"\r\n") == _RECIPIENTS_OPEN:
@@ -108,6 +110,7 @@ def read_header(path: Path) -> Header | None:
                 except orjson.JSONDecodeError:
                     break
             head += line
+    # Not in faxops' own layout (reformatted by hand or by a merge tool): read the whole document.
     header, _ = _read_whole(path)
     return header
 
