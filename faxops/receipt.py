@@ -26,9 +26,8 @@ from faxops.campaign import Campaign
 from faxops.clock import now_iso
 from faxops.manifest import ReceiptReport
 from faxops.redact import hash_id, mask_number
-from faxops.state import load_state
 from faxops.state.files import atomic_write
-from faxops.state.lockfile import Header, read_header
+from faxops.state.lockfile import Header
 
 RECEIPT_KIND = "faxops-receipt"
 RECEIPT_FORMAT_VERSION = 1
@@ -171,8 +170,8 @@ def write_receipts(
     targets = [t for t in campaign.loaded.model.reporting if isinstance(t, ReceiptReport)]
     if path is None and not targets:
         return []
-    after = read_header(campaign.paths.lockfile)
-    statuses = Counter(str(s.status) for s in load_state(campaign.paths).summaries.values())
+    after = campaign.store.header()
+    statuses = Counter(str(s.status) for s in campaign.store.read().summaries.values())
     serial = after.serial if after else 0
     doc = build(
         log,

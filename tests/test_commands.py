@@ -105,6 +105,8 @@ def test_rich_is_imported_only_by_the_output_package() -> None:
         ["suppress", "add", "+4930123", "--reason", "asked"],
         ["force-unlock", "m.yaml", "id"],
         ["schema"],
+        ["fmt", "--check"],
+        ["init", "new-campaign"],
         ["simulate", "retarus"],
     ],
     ids=lambda argv: " ".join(argv[:2]),
