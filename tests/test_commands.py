@@ -113,8 +113,9 @@ def test_rich_is_imported_only_by_the_output_package() -> None:
 )
 def test_every_command_gets_its_typed_arguments_from_the_parser(argv: list[str]) -> None:
     from faxops import cli
+    from faxops.arguments import build_parser
 
-    namespace = cli._parser().parse_args(argv)
+    namespace = build_parser().parse_args(argv)
     name = cli._command_name(namespace)
     assert name in cli._COMMANDS
     # Every field of the command's dataclass is an option of its parser (a misspelt one would be exit 70).

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from faxops.campaign import Campaign
     from faxops.output import Output
     from faxops.plan import Plan
+    from faxops.planfile import SavedPlan
     from faxops.receipt import ReceiptLog
     from faxops.reconcile import ReconcileReport
     from faxops.tracking import RefreshReport
@@ -109,12 +110,10 @@ class TerminalUI:
         self.output.waiting(due, deferred)
 
 
-def run(args: ApplyArgs, output: Output) -> int:
-    """Apply a manifest or a saved plan; exit 1 when a job failed or the run stopped, 5 when sends are held."""
-    from faxops import planfile, receipt
+def _open(args: ApplyArgs) -> tuple[Campaign, SavedPlan | None]:
+    """The campaign to apply, and the saved plan when ``args.target`` is one (checked against it)."""
+    from faxops import planfile
     from faxops.campaign import open_campaign
-    from faxops.receipt import ReceiptLog, plan_digest
-    from faxops.runner import ApplyRequest, ApplyResult, guards_for, resend_numbers, run_apply
 
     # A saved plan opens the manifest beside it (recorded relative to the plan), never the one given.
     saved = planfile.load(args.target) if planfile.looks_like_plan(args.target) else None
@@ -126,6 +125,16 @@ def run(args: ApplyArgs, output: Output) -> int:
         planfile.check_inputs(saved, campaign.input_digests())
         if args.resend or args.wait:
             raise InputError("--resend and --wait apply to a manifest, not to a saved plan")
+    return campaign, saved
+
+
+def run(args: ApplyArgs, output: Output) -> int:
+    """Apply a manifest or a saved plan; exit 1 when a job failed or the run stopped, 5 when sends are held."""
+    from faxops import receipt
+    from faxops.receipt import ReceiptLog, plan_digest
+    from faxops.runner import ApplyRequest, ApplyResult, guards_for, resend_numbers, run_apply
+
+    campaign, saved = _open(args)
     signals = Signals(output)
     request = ApplyRequest(
         saved=saved,
