@@ -87,11 +87,12 @@ def dump(
 
 def looks_like_plan(path: Path) -> bool:
     """True when ``path`` is a JSON document (a saved plan, or an attempt at one), not a YAML manifest."""
+    # By content, not by name: a saved plan is a JSON object whatever its file is called.
     try:
         with path.open("rb") as fh:
             return fh.read(1) == b"{"
     except OSError:
-        return False
+        return False  # the caller then reports the unreadable path as a manifest
 
 
 def load(path: Path) -> SavedPlan:
@@ -136,6 +137,7 @@ def check_bound(saved: SavedPlan, campaign: str, identity: str) -> None:
 
 def check_state(saved: SavedPlan, fingerprint: dict[str, Any]) -> None:
     """Refuse a plan whose state moved on (another apply, a refresh, a resolve) since it was made."""
+    # journal_seq too: an apply killed before its fold leaves the serial as it was, but the journal moved.
     recorded = {k: getattr(saved.state, k) for k in ("lineage", "serial", "journal_seq")}
     if recorded != {k: fingerprint.get(k) for k in recorded}:
         raise StalePlanError(
@@ -147,6 +149,7 @@ def check_state(saved: SavedPlan, fingerprint: dict[str, Any]) -> None:
 def check_inputs(saved: SavedPlan, current: dict[str, str]) -> None:
     """Refuse a plan whose manifest, lists or documents changed since it was made."""
     before = saved.inputs
+    # Both ways: a list added to the manifest since is a change as much as one edited.
     changed = sorted(k for k in set(before) | set(current) if before.get(k) != current.get(k))
     if changed:
         raise StalePlanError(

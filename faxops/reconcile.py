@@ -51,6 +51,7 @@ def reconcile(campaign: Campaign, writer: StateWriter, state: RecordedState) -> 
     provider = campaign.provider
     for (reference, provider_name), numbers in sorted(by_reference.items()):
         numbers.sort()
+        # Another provider's job cannot be looked up here, and "not found" would wrongly allow a resend.
         if provider_name != provider.name:
             report.held.append(
                 Held(

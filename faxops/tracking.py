@@ -133,6 +133,7 @@ def refresh(
 ) -> RefreshReport:
     """Poll the provider for every recipient not final yet and journal what changed."""
     report = RefreshReport()
+    # Pushes first: they are newer than anything a poll of the same job could say, and cost no API call.
     report.pushed = ingest(campaign.paths.inbox, campaign.store, writer)
     provider = campaign.provider
     jobs = list(open_jobs(campaign.store.records()))
@@ -146,6 +147,7 @@ def refresh(
     now = clock.now()
     last = _last_poll(campaign)
     interval = timedelta(seconds=provider.min_poll_interval)
+    # Providers that ask for a minimum interval (Retarus' reports) throttle or block clients that poll faster.
     if not force and last is not None and interval and now < last + interval:
         report.skipped = (
             f"{provider.name} asks for at most one status poll per {int(interval.total_seconds() // 60)} min; "
@@ -175,6 +177,7 @@ def refresh(
             report.changed += changed
             report.became_final += final
     finally:
+        # Recorded even when polling stopped early: the calls made count against the provider's interval.
         if report.jobs:
             path = _poll_file(campaign)
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -58,7 +58,7 @@ def _pid_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
+    except PermissionError:  # it exists, run by another user
         return True
     return True
 
@@ -91,6 +91,7 @@ class StateLock:
                         f"the campaign state is locked: {who}",
                         hint="wait for it to finish, or pass --lock-timeout 5m to wait",
                     ) from None
+                # Real time, not the program's clock: another process holds the lock in the real world.
                 time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         previous = LockInfo.parse(os.pread(fd, 4096, 0))
         if previous is not None:
