@@ -45,6 +45,7 @@ from faxops.output.tables import (
     estimate_line,
     local,
     plan_summary,
+    render_saved_plan,
 )
 
 
@@ -242,44 +243,7 @@ class Output:
 
     def saved_plan(self, saved: SavedPlan, *, path: Path, details: bool, limit: int = 10) -> None:
         """A saved plan as ``plan`` showed it when it was made (from the file alone: no manifest, no state)."""
-        out = self.human
-        ref = saved.state
-        against = f"serial {ref.serial}, lineage {ref.lineage}" if ref.lineage else "no recorded state yet"
-        out.print(f"Saved plan [bold]{escape(str(path))}[/] for campaign [bold]{escape(saved.campaign)}[/]")
-        out.print(f"[dim]  planned for {escape(saved.at or '?')} · manifest {escape(saved.manifest)} · {against}[/]")
-        out.print()
-        by_action: dict[str, list[Mapping[str, object]]] = {}
-        for saved_action in saved.actions:
-            by_action.setdefault(str(saved_action.get("action")), []).append(saved_action)
-        for action in Action:
-            group = by_action.get(str(action), [])
-            if not group or (action == Action.UNCHANGED and not details):
-                continue
-            style = STYLE[action]
-            out.print(f"  [{style}]{action.symbol} {TITLE[action]}[/] ({len(group)})")
-            shown = group if details else group[:limit]
-            rows = action_table()
-            for item in shown:
-                detail = f"due {item['due']}" if item.get("due") else ""
-                if item.get("reason"):
-                    detail = f"{detail}  {item['reason']}".strip()
-                rows.add_row(
-                    f"      [{style}]{action.symbol}[/] {escape(str(item.get('number')))}",
-                    *cut(str(item.get("name") or ""), detail, str(item.get("source") or "")),
-                )
-            out.print(rows)
-            if len(shown) < len(group):
-                out.print(f"      [dim]… and {len(group) - len(shown)} more (--details lists all)[/]")
-            out.print()
-        s = saved.summary
-        out.print(
-            f"[bold]Plan:[/] {s.get('send', 0)} to send, {s.get('retry', 0)} to retry, {s.get('unchanged', 0)} "
-            f"unchanged, {s.get('skip', 0)} skipped · {s.get('pages', 0)} pages"
-        )
-        if self.automation:
-            out.print(f"[dim]The apply step's `faxops apply {escape(str(path))}` sends exactly this, or exits 4.[/]")
-        else:
-            out.print(f"[dim]`faxops apply {escape(str(path))}` sends exactly this, if nothing changed since.[/]")
+        render_saved_plan(self.human, saved, path=path, details=details, limit=limit, automation=self.automation)
 
     def confirm(self, count: int) -> bool:
         self.err.print(f"\nDo you want to send [bold]{count}[/] fax(es)? Only 'yes' will be accepted.")

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from faxops.plan import Action, Plan, PlannedAction
 from faxops.state.records import Record
+
+if TYPE_CHECKING:
+    from faxops.planfile import SavedPlan
 
 # One colour per plan action and per recorded status, so that plan, show and status agree.
 STYLE = {
@@ -152,3 +158,46 @@ def plan_summary(plan: Plan) -> str:
         if plan.cost_all > plan.cost:
             pages += f" ({plan.cost_all:,.2f} with the deferred)"
     return text + f" · {pages}"
+
+
+def render_saved_plan(
+    out: Console, saved: SavedPlan, *, path: Path, details: bool, limit: int, automation: bool
+) -> None:
+    """A saved plan as ``plan`` showed it when it was made (from the file alone: no manifest, no state)."""
+    ref = saved.state
+    against = f"serial {ref.serial}, lineage {ref.lineage}" if ref.lineage else "no recorded state yet"
+    out.print(f"Saved plan [bold]{escape(str(path))}[/] for campaign [bold]{escape(saved.campaign)}[/]")
+    out.print(f"[dim]  planned for {escape(saved.at or '?')} · manifest {escape(saved.manifest)} · {against}[/]")
+    out.print()
+    by_action: dict[str, list[Mapping[str, object]]] = {}
+    for saved_action in saved.actions:
+        by_action.setdefault(str(saved_action.get("action")), []).append(saved_action)
+    for action in Action:
+        group = by_action.get(str(action), [])
+        if not group or (action == Action.UNCHANGED and not details):
+            continue
+        style = STYLE[action]
+        out.print(f"  [{style}]{action.symbol} {TITLE[action]}[/] ({len(group)})")
+        shown = group if details else group[:limit]
+        rows = action_table()
+        for item in shown:
+            detail = f"due {item['due']}" if item.get("due") else ""
+            if item.get("reason"):
+                detail = f"{detail}  {item['reason']}".strip()
+            rows.add_row(
+                f"      [{style}]{action.symbol}[/] {escape(str(item.get('number')))}",
+                *cut(str(item.get("name") or ""), detail, str(item.get("source") or "")),
+            )
+        out.print(rows)
+        if len(shown) < len(group):
+            out.print(f"      [dim]… and {len(group) - len(shown)} more (--details lists all)[/]")
+        out.print()
+    s = saved.summary
+    out.print(
+        f"[bold]Plan:[/] {s.get('send', 0)} to send, {s.get('retry', 0)} to retry, {s.get('unchanged', 0)} "
+        f"unchanged, {s.get('skip', 0)} skipped · {s.get('pages', 0)} pages"
+    )
+    if automation:
+        out.print(f"[dim]The apply step's `faxops apply {escape(str(path))}` sends exactly this, or exits 4.[/]")
+    else:
+        out.print(f"[dim]`faxops apply {escape(str(path))}` sends exactly this, if nothing changed since.[/]")
