@@ -8,22 +8,26 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import BaseModel
-
-from faxops import clock, secrets
+from faxops import clock
 from faxops.chunks import Chunk
 from faxops.compliance import compliance_problems
-from faxops.documents import DocumentError, load_document
 from faxops.domain import Document, Invalid, Recipient, Sender
 from faxops.errors import InputError, Problem
-from faxops.fields import resolve_secret, secret_problem
+from faxops.inputs import (
+    RowTally,
+    invalid_share_problem,
+    load_documents,
+    named_file_problems,
+    personalisation_warnings,
+    secret_problems,
+)
 from faxops.manifest import LoadedManifest, iter_paths, load_manifest
 from faxops.pace import Pace
 from faxops.plan import Plan, Rules, make_plan
@@ -33,7 +37,6 @@ from faxops.schedule import RetryPolicy, Schedule
 from faxops.state import RecordedState, StatePaths, StateStore, open_store
 from faxops.suppression import global_suppression_list, load_suppressions
 
-_SECRET_PREFIXES = ("${env:", "${file:")
 _T = TypeVar("_T")
 
 
@@ -132,7 +135,7 @@ class Campaign:
         (``recipients.max_invalid_percent``): see ``invalid_share_problem``. ``names``: keep each
         recipient's name in its action (for a report).
         """
-        tally = _Tally()
+        tally = RowTally()
         plan = make_plan(
             self.name,
             tally.count(self.candidate_chunks(workers)),
@@ -206,59 +209,6 @@ def large_lockfile_warning(lockfile: Path, limit: int | None = None) -> Problem 
     )
 
 
-class _Tally:
-    """Counts valid and invalid rows as they stream past, keeping the first invalid ones as examples."""
-
-    def __init__(self) -> None:
-        self.valid = 0
-        self.invalid = 0
-        self.examples: list[Invalid] = []
-
-    def count(self, candidates: Iterable[_T]) -> Iterator[_T]:
-        for candidate in candidates:
-            if isinstance(candidate, Chunk):
-                invalid = candidate.numbers.count("")
-                self.invalid += invalid
-                self.valid += len(candidate) - invalid
-                for i in range(len(candidate)) if invalid and len(self.examples) < 3 else ():
-                    if not candidate.numbers[i]:
-                        self.examples.append(candidate.invalid(i))
-                        if len(self.examples) >= 3:
-                            break
-            elif isinstance(candidate, Invalid):
-                self.invalid += 1
-                if len(self.examples) < 3:
-                    self.examples.append(candidate)
-            else:
-                self.valid += 1
-            yield candidate
-
-
-def invalid_share_problem(loaded: LoadedManifest, tally: _Tally) -> Problem | None:
-    """An error when no row, or too small a share of rows, has a valid number; else None.
-
-    Invalid rows are skipped with a warning, which is right for a few typos but not for a wrong
-    ``default_region`` or number column: that would quietly shrink the campaign to a fraction.
-    """
-    total = tally.valid + tally.invalid
-    if not tally.invalid:
-        return None
-    limit = loaded.model.recipients.max_invalid_percent
-    share = 100 * tally.invalid / total
-    if tally.valid and share <= limit:
-        return None
-    examples = "; ".join(f"{e.source}: {e.raw!r} ({e.reason})" for e in tally.examples)
-    if not tally.valid:
-        message = f"none of the {total:,} recipient rows has a valid number (e.g. {examples})"
-    else:
-        message = (
-            f"{tally.invalid:,} of {total:,} recipient rows ({share:.0f} %) have no valid number, more than "
-            f"recipients.max_invalid_percent ({limit:g} %) allows (e.g. {examples}); check default_region and "
-            "the number column, or raise the limit"
-        )
-    return loaded.problem(("recipients",), message)
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     try:
@@ -268,39 +218,6 @@ def _sha256(path: Path) -> str:
     except OSError:
         return "missing"
     return digest.hexdigest()
-
-
-#: secret references that name an account rather than prove it (see ``faxops.secrets``)
-_IDENTIFIERS = frozenset({"username", "client_id"})
-
-
-def _secret_problems(loaded: LoadedManifest, model: BaseModel, loc: tuple[str | int, ...]) -> list[Problem]:
-    """Every ``${env:...}``/``${file:...}`` reference in ``model`` that cannot be resolved.
-
-    Those that can are resolved once here, so that every command that opens the campaign knows every
-    secret and scrubs it from what it prints and writes, even one that never sends a credential."""
-    problems = []
-    resolved: dict[str, str] = {}
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        values: list[tuple[tuple[str | int, ...], Any]] = [((*loc, name), value)]
-        if isinstance(value, list):
-            values = [((*loc, name, i), v) for i, v in enumerate(value)]
-        for sub_loc, item in values:
-            if isinstance(item, BaseModel):
-                problems.extend(_secret_problems(loaded, item, sub_loc))
-            elif isinstance(item, str) and item.startswith(_SECRET_PREFIXES):
-                why = secret_problem(item, loaded.base_dir)
-                if why is not None:
-                    problems.append(loaded.problem(sub_loc, why))
-                    continue
-                resolved[name] = resolve_secret(item, loaded.base_dir, identifier=name in _IDENTIFIERS)
-                if name not in _IDENTIFIERS and len(resolved[name]) < secrets.MIN_LENGTH:
-                    short = f"a secret shorter than {secrets.MIN_LENGTH} characters is not masked in output"
-                    problems.append(loaded.problem(sub_loc, short, severity="warning"))
-    if "username" in resolved and "password" in resolved:  # HTTP Basic: the header's base64 too
-        secrets.register_basic(resolved["username"], resolved["password"])
-    return problems
 
 
 def make_provider(loaded: LoadedManifest) -> Provider:
@@ -320,35 +237,13 @@ def open_campaign(
     own that it may name files in (``--allow-outside``).
     """
     loaded = load_manifest(path, allow_outside=allow_outside)
-    problems: list[Problem] = []
-    documents: list[Document] = []
-    for i, spec in enumerate(loaded.model.documents):
-        doc_path = loaded.resolve(spec.path)
-        loc: tuple[str | int, ...] = ("documents", i, "path")
-        try:
-            documents.append(load_document(doc_path, spec.name))
-        except FileNotFoundError:
-            problems.append(loaded.problem(loc, f"document not found: {doc_path}"))
-        except IsADirectoryError:
-            problems.append(loaded.problem(loc, f"{doc_path} is a directory, not a document"))
-        except PermissionError:
-            problems.append(loaded.problem(loc, f"document is not readable: {doc_path}"))
-        except OSError as exc:  # a symlink loop (ELOOP), a FIFO, an I/O error: the file's problem, not ours
-            problems.append(loaded.problem(loc, f"cannot read the document {doc_path}: {exc.strerror or exc}"))
-        except DocumentError as exc:
-            problems.append(loaded.problem(loc, f"{doc_path.name}: {exc}"))
-    for loc, other in iter_paths(loaded):
-        if loc[0] == "documents":
-            continue
-        if not other.is_file():
-            problems.append(loaded.problem(loc, f"file not found: {other}"))
-        elif not os.access(other, os.R_OK):
-            problems.append(loaded.problem(loc, f"file is not readable: {other}"))
+    documents, problems = load_documents(loaded)
+    problems.extend(named_file_problems(loaded))
     sources = loaded.model.recipients
     if not sources.inline and not sources.files:
         problems.append(loaded.problem(("recipients",), "no recipients: add `inline:` entries or `files:`"))
     if secrets:
-        problems.extend(_secret_problems(loaded, loaded.model, ()))
+        problems.extend(secret_problems(loaded, loaded.model, ()))
     provider = make_provider(loaded)
     sender = loaded.model.sender
     for problem in provider.check(documents, Sender(sender.csid, sender.header, sender.number, sender.name)):
@@ -362,7 +257,7 @@ def open_campaign(
     global_list = global_suppression_list()
     extra = [(global_list, "global suppression list")] if global_list is not None else []
     suppressed, warnings = load_suppressions(loaded, extra)
-    warnings.extend(_personalisation_warnings(loaded, provider))
+    warnings.extend(personalisation_warnings(loaded, provider))
     warnings.extend(warnings_early)
     large = large_lockfile_warning(StatePaths.for_manifest(path).lockfile)
     if large is not None:
@@ -373,27 +268,10 @@ def open_campaign(
     return Campaign(loaded, documents, provider, suppressed, warnings, cache)
 
 
-def _personalisation_warnings(loaded: LoadedManifest, provider: Provider) -> list[Problem]:
-    """Fields mapped in the manifest that this provider's API has no place for."""
-    if provider.personalisation:
-        return []
-    spec = loaded.model.recipients
-    located: list[tuple[str | int, ...]] = [
-        ("recipients", "files", i, "columns", "fields") for i, f in enumerate(spec.files) if f.columns.fields
-    ]
-    located += [("recipients", "inline", i, "fields") for i, r in enumerate(spec.inline) if r.fields]
-    return [
-        loaded.problem(
-            loc, f"{provider.name} has no per-recipient fields: these values will not reach the fax", severity="warning"
-        )
-        for loc in located[:1]
-    ]
-
-
 def check_recipients(campaign: Campaign, workers: int = 1) -> tuple[list[Problem], int]:
     """Stream the whole list: warnings for invalid rows, an error for an empty list; and the valid count."""
     problems: list[Problem] = []
-    tally = _Tally()
+    tally = RowTally()
     for candidate in tally.count(campaign.candidates(workers)):
         if isinstance(candidate, Invalid):
             problems.append(
