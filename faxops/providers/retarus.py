@@ -10,7 +10,7 @@ Facts, from the seed, Retarus' API reference and its SDKs (``retarus-fax`` on Py
   derives a safe name from each file name.
 * Status comes from reports, which exist only for *completed* jobs: ``GET /{custNr}/fax/reports/{jobId}``
   (404 at a data centre that does not hold it). Per recipient a status code as Retarus spells it
-  (``STATUS`` below); a code not listed there is kept raw and classed ``unknown``, never guessed.
+  (``STATUS`` in ``retarus_reports``); a code not listed there is kept raw and classed ``unknown``, never guessed.
 * There is no search by reference: a lost answer is found by listing reports at every data centre
   (``GET /{custNr}/fax/reports`` → ``{"reports": [...]}``, the oldest 1,000 each) and matching our
   reference. It is "not found" only when every data centre answered a list that was not full, after the
@@ -36,52 +36,27 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Literal
 
 import httpx
-from defusedxml import ElementTree
-from defusedxml.common import DefusedXmlException
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from faxops import clock
-from faxops.clock import iso, parse_iso
-from faxops.domain import FailureClass, Receipt, Status, StatusUpdate, Submission
+from faxops.clock import iso
+from faxops.domain import Receipt, StatusUpdate, Submission
 from faxops.errors import OutcomeUnknownError, ProviderError
 from faxops.fields import Duration, SecretRef, resolve_secret
 from faxops.providers.base import BadPush, JobRef, Lookup, ProviderContext, ProviderSettings, PushedUpdate, push_json
 from faxops.providers.http import HttpProvider, HttpSettings
+from faxops.providers.retarus_reports import STATUS, Report, ReportList, report_from_xml, updates_from_report
 
-_F = Status.FAILED
-#: Retarus' recipient status codes, as Retarus spells them -> (faxops status, failure class, retryable).
-#: Line faults that Retarus retries itself and then reports have no class of their own: ``unknown``, retried.
-STATUS: dict[str, tuple[Status, FailureClass | None, bool | None]] = {
-    "OK": (Status.DELIVERED, None, None),
-    # Every page went through; only the receiver's confirmation of the end is missing. Sending again
-    # would most likely fax the recipient twice.
-    "EOD_FAILED": (Status.DELIVERED, None, None),
-    "BUSY": (_F, FailureClass.BUSY, True),
-    "RING_TO": (_F, FailureClass.NO_ANSWER, True),  # rang until the timeout
-    "WOUT_TO": (_F, FailureClass.NO_ANSWER, True),  # no reaction when dialled
-    "NOFAX": (_F, FailureClass.NOT_FAX, True),  # a person, an answering machine or a modem answered
-    "NOFAX_DIS": (_F, FailureClass.NOT_FAX, True),
-    "NOFAX_TO": (_F, FailureClass.NOT_FAX, True),
-    "WRONG_NO": (_F, FailureClass.INVALID_NUMBER, False),
-    "CHANGED_NO": (_F, FailureClass.INVALID_NUMBER, False),
-    "DIAL_NC": (_F, FailureClass.INVALID_NUMBER, False),  # the dialled number is invalid or incomplete
-    "BLACKLIST": (_F, FailureClass.BLOCKED, False),  # Retarus' list, the Robinson list or ECOFAX
-    "PBLACKLIST": (_F, FailureClass.BLOCKED, False),  # the customer's own list
-    "MISSING_FAX_FILE": (_F, FailureClass.DOCUMENT, False),
-    "UNKNOWN_FAX_FILE": (_F, FailureClass.DOCUMENT, False),
-    "TIFF_PAGE_ERR": (_F, FailureClass.DOCUMENT, False),
-    "RENDERING_ERROR": (_F, FailureClass.DOCUMENT, False),
-    "REM_DIS": (_F, FailureClass.UNKNOWN, True),  # the receiver ended the call
-    "NO_TRAIN": (_F, FailureClass.UNKNOWN, True),  # the modems could not agree
-    "PAGE_SEND_ERR": (_F, FailureClass.UNKNOWN, True),
-    "PAGE_SEND_ERROR": (_F, FailureClass.UNKNOWN, True),
-    "NO_REMOTEINFO": (_F, FailureClass.UNKNOWN, True),
-    "BAD_LINES": (_F, FailureClass.UNKNOWN, True),
-    "FANS_GF": (_F, FailureClass.UNKNOWN, True),
-    "DIAL_GF": (_F, FailureClass.UNKNOWN, True),
-    "COMERROR": (_F, FailureClass.UNKNOWN, True),
-    "CANCELLED": (Status.CANCELED, None, False),
-}
+__all__ = [
+    "REGIONS",
+    "STATUS",
+    "RetarusProvider",
+    "RetarusSettings",
+    "region_urls",
+    "safe_document_name",
+    "updates_from_report",
+]
+
 #: data centres per region: (high-availability host, data-centre hosts)
 REGIONS: dict[str, tuple[str, tuple[str, ...]]] = {
     "DE": ("faxws-ha.de", ("faxws.de1", "faxws.de2")),
@@ -316,7 +291,7 @@ class RetarusProvider(HttpProvider):
     def parse_push(cls, body: bytes, content_type: str) -> list[PushedUpdate]:
         """A Retarus status push: a job report, XML by default or JSON on request, one entry per recipient."""
         is_json = "json" in content_type or body.lstrip()[:1] in (b"{", b"[")
-        report = push_json(body) if is_json else _report_from_xml(body)
+        report = push_json(body) if is_json else report_from_xml(body)
         job_id = str(report.get("jobId") or "")
         if not job_id:
             raise BadPush("a Retarus report without jobId")
@@ -324,94 +299,3 @@ class RetarusProvider(HttpProvider):
         if not updates:
             raise BadPush("a Retarus report without recipientStatus entries")
         return [((job_id,), u) for u in updates]
-
-
-class _Loose(BaseModel):
-    """A report as the reference describes it: the fields faxops reads are checked, others ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-
-
-class Reference(_Loose):
-    customerDefinedId: str | None = None
-
-
-class RecipientReport(_Loose):
-    number: str
-    status: str
-    reason: str | None = None
-    sentTs: str | None = None
-    durationInSecs: float | None = None
-
-
-class Report(_Loose):
-    """One job's report (``GET …/reports/{jobId}``)."""
-
-    jobId: str
-    recipientStatus: list[RecipientReport] = []
-    pages: int | None = None
-    reference: Reference | None = None
-
-
-class ReportList(_Loose):
-    reports: list[Report]
-
-
-def updates_from_report(report: Mapping[str, Any]) -> list[StatusUpdate]:
-    """faxops statuses from one Retarus job report."""
-    pages = report.get("pages")
-    updates = []
-    for item in report.get("recipientStatus") or []:
-        raw = str(item.get("status") or "")
-        # A code Retarus has not documented is kept as it is and classed unknown: no guess from its words.
-        status, failure, retryable = STATUS.get(raw, (Status.FAILED, FailureClass.UNKNOWN, None))
-        reason = item.get("reason") or None
-        updates.append(
-            StatusUpdate(
-                number=str(item.get("number")),
-                status=status,
-                raw=raw,
-                reason=None if status == Status.DELIVERED and raw == "OK" else (reason or raw),
-                retryable=retryable,
-                pages=pages if isinstance(pages, int) else None,
-                at=parse_iso(item.get("sentTs")),
-                failure=failure,
-                duration=float(item["durationInSecs"]) if isinstance(item.get("durationInSecs"), int | float) else None,
-            )
-        )
-    return updates
-
-
-def _report_from_xml(body: bytes) -> dict[str, Any]:
-    """The XML report as the dict its JSON form would be (tags compared without namespaces)."""
-    try:
-        root = ElementTree.fromstring(body)
-    except (ElementTree.ParseError, DefusedXmlException) as exc:
-        raise BadPush(f"malformed XML: {exc}") from None
-
-    def local(tag: str) -> str:
-        return tag.rsplit("}", 1)[-1]
-
-    def text(node: Any, name: str) -> str | None:
-        for child in node.iter():
-            if local(child.tag) == name and child.text and child.text.strip():
-                return str(child.text.strip())
-        return None
-
-    recipients = []
-    for node in root.iter():
-        if local(node.tag) in ("recipientStatus", "RecipientStatus", "recipient"):
-            recipients.append(
-                {
-                    "number": text(node, "number"),
-                    "status": text(node, "status"),
-                    "reason": text(node, "reason"),
-                    "sentTs": text(node, "sentTs"),
-                }
-            )
-    pages = text(root, "pages")
-    return {
-        "jobId": text(root, "jobId"),
-        "pages": int(pages) if pages and pages.isdigit() else None,
-        "recipientStatus": recipients,
-    }

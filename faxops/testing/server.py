@@ -18,126 +18,23 @@ passes, and injects faults on request. It is driven from Python (tests) or over 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import email.parser
-import email.policy
-import json
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
-from urllib.parse import parse_qs, urlsplit
+
+from faxops.testing.wire import ApiError, Fault, Part, Request, Response, basic_credentials, handler_for
+
+__all__ = ["FAULT_KINDS", "QUEUED_FOR", "SENDING_FOR", "ApiError", "Job", "Part", "Request", "Response", "Simulator"]
 
 FAULT_KINDS = ("latency", "status", "drop_before", "drop_after", "error_after", "malformed", "echo_auth")
 #: a fax's life in a simulator: seconds after acceptance at which it moves on
 QUEUED_FOR = 5.0
 SENDING_FOR = 30.0
-
-
-class ApiError(Exception):
-    """Raised by a route to answer with an error in the API's own format."""
-
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.headers = headers or {}
-
-
-@dataclass
-class Part:
-    """One part of a multipart/form-data body."""
-
-    name: str
-    filename: str | None
-    content_type: str
-    data: bytes
-
-    @property
-    def text(self) -> str:
-        return self.data.decode("utf-8")
-
-
-@dataclass
-class Request:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: Any  # email.message.Message: case-insensitive
-    body: bytes
-
-    def json(self) -> Any:
-        try:
-            return json.loads(self.body or b"null")
-        except ValueError:
-            raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-
-    def arg(self, name: str) -> str | None:
-        values = self.query.get(name)
-        return values[0] if values else None
-
-    def form(self) -> list[Part]:
-        content_type = self.headers.get("Content-Type", "")
-        if not content_type.startswith("multipart/form-data"):
-            raise ApiError(400, "not_multipart", "expected multipart/form-data")
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-            f"Content-Type: {content_type}\r\n\r\n".encode() + self.body
-        )
-        parts = []
-        for item in message.iter_parts():
-            disposition = item.get("Content-Disposition", "")
-            if "form-data" not in disposition:
-                continue
-            payload = item.get_payload(decode=True)
-            name = item.get_param("name", header="content-disposition")
-            filename = item.get_param("filename", header="content-disposition")
-            parts.append(
-                Part(
-                    name if isinstance(name, str) else "",
-                    filename if isinstance(filename, str) else None,
-                    item.get_content_type(),
-                    payload if isinstance(payload, bytes) else b"",
-                )
-            )
-        return parts
-
-
-@dataclass
-class Response:
-    status: int = 200
-    body: Any = None  # bytes, str, or JSON-able
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def encode(self) -> tuple[bytes, str]:
-        if isinstance(self.body, bytes):
-            return self.body, self.headers.get("Content-Type", "application/octet-stream")
-        if isinstance(self.body, str):
-            return self.body.encode(), self.headers.get("Content-Type", "text/plain; charset=utf-8")
-        if self.body is None:
-            return b"", ""
-        return json.dumps(self.body).encode(), "application/json"
-
-
-@dataclass
-class Fault:
-    kind: str
-    path: str = ".*"
-    method: str | None = None
-    status: int = 500
-    times: int = 1
-    delay: float = 0.0
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def matches(self, request: Request) -> bool:
-        return (self.method is None or self.method == request.method) and re.fullmatch(
-            self.path, request.path
-        ) is not None
 
 
 @dataclass
@@ -188,7 +85,7 @@ class Simulator:
         self.rejected: dict[str, str] = {}
         self.offset = 0.0
         self._routes: list[Route] = [(m, re.compile(p), h) for m, p, h in self.routes()]
-        self._server = ThreadingHTTPServer((host, port), _handler_for(self))
+        self._server = ThreadingHTTPServer((host, port), handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
 
@@ -289,17 +186,7 @@ class Simulator:
     def routes(self) -> list[tuple[str, str, Callable[..., Response]]]:
         return []
 
-    @staticmethod
-    def basic_credentials(request: Request) -> tuple[str, str] | None:
-        """(user, password) of an HTTP Basic ``Authorization`` header, or None."""
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Basic "):
-            return None
-        try:
-            user, _, password = base64.b64decode(header[6:]).decode().partition(":")
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-        return user, password
+    basic_credentials = staticmethod(basic_credentials)
 
     def error(self, status: int, code: str, message: str) -> Response:
         """An error in the API's own format."""
@@ -348,79 +235,3 @@ class Simulator:
                     response.headers.update(exc.headers)
                     return response
         return self.error(404, "not_found", f"no route for {request.method} {request.path}")
-
-
-def _echo_credentials(request: Request) -> str:
-    """An error message that repeats the caller's credentials back (the fault faxops must never pass on)."""
-    auth = str(request.headers.get("Authorization", ""))
-    parts = [f"request refused; Authorization: {auth!r}"]
-    basic = Simulator.basic_credentials(request)
-    if basic is not None:
-        parts.append(f"user {basic[0]!r} password {basic[1]!r}")
-    if "client_secret" in (form := parse_qs(request.body.decode("utf-8", "replace"))):
-        parts.append(f"client_secret {form['client_secret'][0]!r}")
-    return "; ".join(parts)
-
-
-def _handler_for(sim: Simulator) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        # Headers and body go out in two writes; with Nagle's algorithm the body then waits for the
-        # client's delayed ACK (~40 ms per answer), which a real provider's server does not add.
-        disable_nagle_algorithm = True
-
-        def log_message(self, format: str, *args: Any) -> None:  # quiet: tests read sim.requests
-            pass
-
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            parts = urlsplit(self.path)
-            request = Request(self.command, parts.path, parse_qs(parts.query), self.headers, body)
-            control = sim._control(request)
-            if control is not None:
-                self._send(control)
-                return
-            with sim.lock:
-                sim.requests.append((request.method, request.path))
-                sim.log.append(request)
-            fault = sim.take_fault(request)
-            if fault is not None and fault.kind == "latency":
-                time.sleep(fault.delay)
-                fault = None
-            if fault is not None and fault.kind == "status":
-                response = sim.error(fault.status, f"simulated_{fault.status}", "simulated failure")
-                response.headers.update(fault.headers)
-                self._send(response)
-                return
-            if fault is not None and fault.kind == "echo_auth":
-                self._send(sim.error(fault.status, "echo", _echo_credentials(request)))
-                return
-            if fault is not None and fault.kind == "drop_before":
-                self.close_connection = True
-                return
-            response = sim.dispatch(request)
-            if fault is None:
-                self._send(response)
-            elif fault.kind == "drop_after":
-                self.close_connection = True
-            elif fault.kind == "error_after":
-                self._send(sim.error(500, "internal_error", "simulated failure after processing"))
-            elif fault.kind == "malformed":
-                self._send(Response(200, b"<html>upstream proxy error", {"Content-Type": "application/json"}))
-
-        def _send(self, response: Response) -> None:
-            data, content_type = response.encode()
-            self.send_response(response.status)
-            if content_type:
-                self.send_header("Content-Type", content_type)
-            for key, value in response.headers.items():
-                if key != "Content-Type":
-                    self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-    return Handler
