@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import html
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, tzinfo
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -26,6 +26,7 @@ from faxops.clock import parse_iso
 from faxops.report_chart import chart
 
 if TYPE_CHECKING:
+    from faxops.report_rows import ReportRow
     from faxops.reports import Report
 
 ROW_LIMIT = 100_000  # rows carried in the page; the CSV and JSON reports hold every one
@@ -81,38 +82,9 @@ def _display(row: Mapping[str, Any], retry_at: dict[str, str], zone: tzinfo) -> 
 
 def render(report: Report, *, mask: bool = False) -> str:
     """The whole page."""
-    from faxops.reports import masked
-
-    ctx = report.context
-    zone = _zone(ctx.timezone)
+    zone = _zone(report.context.timezone)
     rows = report.rows[:ROW_LIMIT]
-    strings: dict[str, int] = {}
-
-    def ref(value: object) -> int:
-        return strings.setdefault("" if value is None else str(value), len(strings))
-
-    keys: Counter[str] = Counter()
-    packed: list[list[int]] = []
-    first_page: list[str] = []
-    for row in rows:
-        shown = masked(row) if mask else row
-        status, key = _display(row, ctx.retry_at, zone)
-        keys[key] += 1
-        cells = [
-            str(shown["number"]),
-            shown["name"] or "",
-            status,
-            shown["failure"] or "",
-            shown["provider_status"] or "",
-            shown["reason"] or "",
-            str(shown["attempts"]),
-            " ".join(shown["job_ids"]),
-            local_time(shown["updated"], zone) if shown["updated"] else "",
-        ]
-        packed.append([*map(ref, cells), ref(key)])
-        if len(first_page) < PAGE:
-            first_page.append(_row_html(cells, key))
-    data = orjson.dumps({"s": list(strings), "r": packed}).decode().replace("<", "\\u003c")
+    data, keys, first_page = _pack(rows, report.context.retry_at, zone, mask=mask)
     options = "".join(
         f'<option value="{esc(k)}">{esc(k.replace("_", " "))} ({n:,})</option>' for k, n in keys.most_common()
     )
@@ -140,6 +112,47 @@ def render(report: Report, *, mask: bool = False) -> str:
         style=_STYLE,
         script=_SCRIPT,
     )
+
+
+def _pack(
+    rows: Sequence[ReportRow], retry_at: dict[str, str], zone: tzinfo, *, mask: bool
+) -> tuple[str, Counter[str], list[str]]:
+    """The rows as the page's script reads them, the count per status key, and the first page as HTML.
+
+    Every cell is an index into one list of distinct strings: a campaign repeats the same statuses,
+    reasons and times thousands of times, and the page would otherwise carry each of them every time.
+    """
+    from faxops.reports import masked
+
+    strings: dict[str, int] = {}
+
+    def ref(value: object) -> int:
+        return strings.setdefault("" if value is None else str(value), len(strings))
+
+    keys: Counter[str] = Counter()
+    packed: list[list[int]] = []
+    first_page: list[str] = []
+    for row in rows:
+        shown = masked(row) if mask else row
+        status, key = _display(row, retry_at, zone)
+        keys[key] += 1
+        cells = [
+            str(shown["number"]),
+            shown["name"] or "",
+            status,
+            shown["failure"] or "",
+            shown["provider_status"] or "",
+            shown["reason"] or "",
+            str(shown["attempts"]),
+            " ".join(shown["job_ids"]),
+            local_time(shown["updated"], zone) if shown["updated"] else "",
+        ]
+        packed.append([*map(ref, cells), ref(key)])
+        if len(first_page) < PAGE:
+            first_page.append(_row_html(cells, key))
+    # "<" escaped so that a recipient's name holding "</script>" cannot end the script element.
+    data = orjson.dumps({"s": list(strings), "r": packed}).decode().replace("<", "\\u003c")
+    return data, keys, first_page
 
 
 def _row_html(cells: list[str], key: str) -> str:

@@ -143,30 +143,8 @@ class RetarusSimulator(Simulator):
         recipients = body.get("recipients")
         if not isinstance(recipients, list) or not recipients:
             raise ApiError(400, "400", "recipients: must not be empty")
-        numbers = []
-        for recipient in recipients:
-            number = str(recipient.get("number", ""))
-            if not _NUMBER.match(number):
-                raise ApiError(400, "400", f"recipients.number: {number!r} is not in international format")
-            if number in self.rejected:
-                raise ApiError(400, "400", f"recipients.number: {number} rejected: {self.rejected[number]}")
-            for prop in recipient.get("properties") or []:
-                if not isinstance(prop, dict) or "key" not in prop or "value" not in prop:
-                    raise ApiError(400, "400", "recipients.properties: key and value are required")
-            numbers.append(number)
-        documents = body.get("documents") or []
-        if not documents:
-            raise ApiError(400, "400", "documents: at least one document is required")
-        for document in documents:
-            name = str(document.get("name", ""))
-            if not _NAME.match(name):
-                raise ApiError(400, "400", f"documents.name: {name!r} must be ≤ 32 characters of a-zA-Z0-9-_.")
-            if name.rpartition(".")[2].lower() not in _TYPES:
-                raise ApiError(400, "400", f"documents.name: unsupported document type {name!r}")
-            try:
-                base64.b64decode(document.get("data") or "", validate=True)
-            except binascii.Error:
-                raise ApiError(400, "400", f"documents.data: {name} is not valid base64") from None
+        numbers = self._numbers(recipients)
+        _check_documents(body.get("documents") or [])
         transport = body.get("transportOptions") or {}
         if len(str(transport.get("csid", ""))) > 20:
             raise ApiError(400, "400", "transportOptions.csid: at most 20 characters")
@@ -196,6 +174,21 @@ class RetarusSimulator(Simulator):
             job.data["dc"] = centre
             job.starts, job.expires = starts, expires
         return Response(200, {"jobId": job_id})
+
+    def _numbers(self, recipients: list[Any]) -> list[str]:
+        """The recipients' numbers, refusing the whole job for one bad number or property (as Retarus does)."""
+        numbers = []
+        for recipient in recipients:
+            number = str(recipient.get("number", ""))
+            if not _NUMBER.match(number):
+                raise ApiError(400, "400", f"recipients.number: {number!r} is not in international format")
+            if number in self.rejected:
+                raise ApiError(400, "400", f"recipients.number: {number} rejected: {self.rejected[number]}")
+            for prop in recipient.get("properties") or []:
+                if not isinstance(prop, dict) or "key" not in prop or "value" not in prop:
+                    raise ApiError(400, "400", "recipients.properties: key and value are required")
+            numbers.append(number)
+        return numbers
 
     # --- reports ------------------------------------------------------------------------------
 
@@ -288,3 +281,19 @@ class RetarusSimulator(Simulator):
             return Response(200, {"reports": self._delete(centre, [str(j) for j in job_ids])})
         wanted = {str(j) for j in job_ids}
         return Response(200, {"reports": [r for job, r in self._reports_at(centre) if job.id in wanted]})
+
+
+def _check_documents(documents: list[Any]) -> None:
+    """Refuse a job whose documents Retarus would refuse: a bad name, an unknown type, data not base64."""
+    if not documents:
+        raise ApiError(400, "400", "documents: at least one document is required")
+    for document in documents:
+        name = str(document.get("name", ""))
+        if not _NAME.match(name):
+            raise ApiError(400, "400", f"documents.name: {name!r} must be ≤ 32 characters of a-zA-Z0-9-_.")
+        if name.rpartition(".")[2].lower() not in _TYPES:
+            raise ApiError(400, "400", f"documents.name: unsupported document type {name!r}")
+        try:
+            base64.b64decode(document.get("data") or "", validate=True)
+        except binascii.Error:
+            raise ApiError(400, "400", f"documents.data: {name} is not valid base64") from None
