@@ -42,6 +42,8 @@ _T = TypeVar("_T")
 
 def cpu_workers() -> int:
     try:
+        # The CPUs this process may run on, not the machine's: a CI runner or container pinned to two cores reports
+        # the host's 64 in os.cpu_count(), and that many workers would only thrash.
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
@@ -238,6 +240,8 @@ def open_campaign(
     """
     loaded = load_manifest(path, allow_outside=allow_outside)
     documents, problems = load_documents(loaded)
+    # Every check below appends instead of raising, so that one run of validate lists every problem of a manifest; a
+    # reviewer fixing them one at a time would otherwise need a round trip per mistake.
     problems.extend(named_file_problems(loaded))
     sources = loaded.model.recipients
     if not sources.inline and not sources.files:
@@ -251,19 +255,25 @@ def open_campaign(
             problem = loaded.problem((problem.field,), problem.message)
         problems.append(problem)
     problems.extend(compliance_problems(loaded, provider, documents))
+    # Stop before the suppression lists and the recipient stream are read: those are the slow parts, and nothing may
+    # be planned, let alone sent, from a campaign with an error in it.
     if any(p.severity != "warning" for p in problems):
         raise InputError(f"{path}: {len(problems)} problem(s)", problems)
     warnings_early = [p for p in problems if p.severity == "warning"]
+    # The organisation-wide list is read for every campaign, whatever its manifest says: a manifest from a pull
+    # request must not be able to opt out of the company's do-not-fax list by not naming it.
     global_list = global_suppression_list()
     extra = [(global_list, "global suppression list")] if global_list is not None else []
     suppressed, warnings = load_suppressions(loaded, extra)
     warnings.extend(personalisation_warnings(loaded, provider))
     warnings.extend(warnings_early)
+    # A warning, not an error: refusing to run would strand the state of a campaign already under way.
     large = large_lockfile_warning(StatePaths.for_manifest(path).lockfile)
     if large is not None:
         warnings.append(large)
     cache = None
     if use_cache:
+        # Only a speed-up (raw -> E.164 across runs); without it every number is parsed again, same result.
         cache = NumberCache(StatePaths.for_manifest(loaded.path).number_cache)
     return Campaign(loaded, documents, provider, suppressed, warnings, cache)
 

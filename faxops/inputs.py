@@ -52,10 +52,13 @@ def named_file_problems(loaded: LoadedManifest) -> list[Problem]:
     """Recipient and suppression files the manifest names that are missing or unreadable."""
     problems: list[Problem] = []
     for loc, other in iter_paths(loaded):
+        # Documents were opened (and their errors located) by load_documents; a second "not found" would repeat it.
         if loc[0] == "documents":
             continue
         if not other.is_file():
             problems.append(loaded.problem(loc, f"file not found: {other}"))
+        # Checked now rather than when the list is streamed: a plan that stops half-way through reading would be a
+        # partial plan, and apply must never act on one.
         elif not os.access(other, os.R_OK):
             problems.append(loaded.problem(loc, f"file is not readable: {other}"))
     return problems
@@ -72,9 +75,12 @@ class RowTally:
     def count(self, candidates: Iterable[_T]) -> Iterator[_T]:
         for candidate in candidates:
             if isinstance(candidate, Chunk):
+                # A chunk marks an invalid row with an empty number; counting them in C keeps a million-row tally
+                # cheap.
                 invalid = candidate.numbers.count("")
                 self.invalid += invalid
                 self.valid += len(candidate) - invalid
+                # Only three examples are kept: the message must stay one readable line for a list of any size.
                 for i in range(len(candidate)) if invalid and len(self.examples) < 3 else ():
                     if not candidate.numbers[i]:
                         self.examples.append(candidate.invalid(i))
@@ -142,6 +148,8 @@ def secret_problems(loaded: LoadedManifest, model: BaseModel, loc: tuple[str | i
                 if name not in _IDENTIFIERS and len(resolved[name]) < secrets.MIN_LENGTH:
                     short = f"a secret shorter than {secrets.MIN_LENGTH} characters is not masked in output"
                     problems.append(loaded.problem(sub_loc, short, severity="warning"))
+    # An API that echoes the request back in an error shows the Authorization header, where neither part
+    # appears as written: only base64("user:password") does, so that form is masked as well.
     if "username" in resolved and "password" in resolved:  # HTTP Basic: the header's base64 too
         secrets.register_basic(resolved["username"], resolved["password"])
     return problems

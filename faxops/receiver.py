@@ -80,6 +80,8 @@ class Credentials:
             offered.append((None, authorization[7:].strip()))
         offered.extend((None, token) for token in query.get("token", []))
         for user, offered_secret in offered:
+            # Constant-time comparisons, and every offered form is tried to the end: an endpoint on the internet must
+            # not tell an attacker, by how fast it answers, how much of a guess was right.
             same_secret = hmac.compare_digest(offered_secret.encode(), self.secret.encode())
             same_user = user is None or hmac.compare_digest(user.encode(), self.username.encode())
             if same_secret and same_user:
@@ -162,6 +164,8 @@ class Receiver:
         self.timeout = timeout
         self.max_body = max_body
         self._stop = threading.Event()
+        # The socket is bound here, not by uvicorn, so that port 0 is resolved before start() returns and `url` is
+        # right at once (tests and the command print it).
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._socket = socket.create_server((host, port), family=family)
         protocol = type("Protocol", (_DeadlineProtocol,), {"header_timeout": timeout})
@@ -170,6 +174,7 @@ class Receiver:
             http=protocol,
             interface="asgi3",
             lifespan="off",
+            # X-Forwarded-For is not believed: anyone can send it, and the logs must show who really connected.
             proxy_headers=False,
             access_log=False,  # request lines carry ?token= secrets: never logged
             log_config=None,
@@ -194,6 +199,8 @@ class Receiver:
 
     def stop(self) -> None:
         self._stop.set()
+        # A last ingest after the server has stopped: pushes accepted in the final seconds reach the state now instead
+        # of waiting in the inbox for the next command.
         self._server.should_exit = True
         for thread in self._threads:
             thread.join(timeout=self.timeout + 5)
@@ -215,6 +222,8 @@ class Receiver:
     def _ingest_loop(self) -> None:
         while not self._stop.wait(self.ingest_every):
             inbox = inbox_path(self.paths)
+            # Only when something arrived: taking the state lock every few seconds for nothing would make apply and
+            # refresh wait on the receiver.
             if inbox.exists() and inbox.stat().st_size:
                 self.ingest_now()
 
@@ -237,6 +246,7 @@ class Receiver:
             log.warning("%s %s from %s: %d %s", scope["method"], scope["path"], client[0], status, doc.get("error"))
         body = orjson.dumps(doc)
         headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
+        # Clients that send Basic only after a challenge (curl --anyauth, some provider consoles) need this header.
         if status == 401:
             headers.append((b"www-authenticate", b'Basic realm="faxops"'))
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -244,6 +254,7 @@ class Receiver:
 
     async def _request(self, scope: Scope, receive: Receive) -> tuple[int, dict[str, Any]]:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # The last path segment, so the receiver also works behind a reverse proxy that adds a prefix.
         source = scope["path"].strip("/").split("/")[-1] or "generic"
         declared = headers.get("content-length", "")
         if scope["method"] != "POST":
@@ -256,6 +267,7 @@ class Receiver:
         if not self.credentials.allows(headers.get("authorization", ""), query):
             await self._discard(receive, declared)
             raise _Answer(401, {"error": "authentication required"})
+        # Checked after authentication: a stranger gets 401 whatever the size, and never learns the limit.
         if declared.isdigit() and int(declared) > self.max_body:  # h11 refused any other form with 400
             raise _Answer(413, {"error": f"body over {self.max_body} bytes"})
         body = await self._body(receive)
@@ -265,6 +277,8 @@ class Receiver:
             raise _Answer(400, {"error": str(exc)}) from None
         try:
             # fsync happens in a worker thread: the event loop keeps serving others meanwhile
+            # 200 only once the push is on disk: a provider that gets 200 never sends it again, so answering before
+            # the write could lose a status for good.
             await asyncio.to_thread(self.inbox.append, pushes)
         except OSError as exc:  # the inbox cannot be written: the provider must try again
             raise _Answer(503, {"error": f"cannot record the push: {exc.strerror}"}) from None

@@ -94,10 +94,12 @@ def load_suppressions(
     lists: list[tuple[Path, SuppressFile | None, str, str | None, tuple[str | int, ...] | None]] = []
     for i, spec in enumerate(loaded.model.suppress):
         path = loaded.resolve(spec.path)
+        # A list the manifest names must be readable: a missing do-not-fax list would silently fax everyone on it.
         if not path.is_file() or not os.access(path, os.R_OK):
             raise InputError(f"{path}: cannot read", [loaded.problem(("suppress", i, "path"), f"cannot read {path}")])
         reason = spec.reason or f"suppressed by {path.name}"
         lists.append((path, spec, reason, spec.default_region or default_region, ("suppress", i)))
+    # The global list is optional (most machines have none); a missing one is not an error, unlike a named list.
     for path, reason in extra:
         if path.exists():
             lists.append((path, None, reason, default_region, None))
@@ -109,6 +111,8 @@ def load_suppressions(
                 if e164 is None:
                     errors.append(Problem(f"suppression entry {raw!r} cannot be read: {why}", file=path, line=line))
                 elif sfile is not None:
+                    # setdefault: the first list that names a number gives the reason shown, so plans do not change
+                    # with the order in which duplicates happen to be read.
                     suppressed.setdefault(e164, reason)
                 else:
                     suppressed.setdefault(e164, f"{reason}: {said}" if said else f"{reason} ({path.name}:{line})")
@@ -138,6 +142,8 @@ def add_suppression(path: Path, text: str, reason: str, *, region: str | None = 
     list's own delimiter and columns; ``.xlsx``: a row appended with openpyxl. The entry is then read
     back with the reader campaigns use, so "Added" is only said when a campaign would see it.
     """
+    # Stored in E.164, not as typed: the plan compares E.164, and a national form could only be read back with the
+    # same default region.
     e164, why = normalise(text, region.upper() if region else None)
     if e164 is None:
         raise InputError(
@@ -165,6 +171,8 @@ def _append(path: Path, text: str) -> None:
             fh.seek(-1, os.SEEK_END)
             if fh.read(1) not in (b"\n", b"\r"):
                 text = "\n" + text
+    # Appended and fsynced, never rewritten: a crash leaves the list as it was plus at most our line, and "Added" is
+    # only printed once the entry is on disk.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.write(fd, text.encode())
@@ -181,6 +189,8 @@ def _append_table(path: Path, fmt: str, values: dict[str, str]) -> None:
     if not new:
         from faxops.tables import sniff_delimiter
 
+        # The list's own delimiter and columns: a semicolon CSV from a spreadsheet must stay one, or every campaign
+        # reading it would stop at our row.
         sep = "\t" if fmt == "tsv" else sniff_delimiter(path, source.encoding)
         header = next(iter_table(ListFile(path, fmt, delimiter=sep)), None)
         columns = [c.strip() for c in header[1]] if header else columns
@@ -214,6 +224,8 @@ def _append_xlsx(path: Path, values: dict[str, str]) -> None:
     sheet.append([values["number"] if c == number_column else values.get(c, "") for c in columns])
     buffer = io.BytesIO()
     book.save(buffer)
+    # A workbook cannot be appended to: it is rewritten whole, through a temporary file, so that a crash never leaves
+    # a half-written list that would stop every campaign.
     atomic_write(path, [buffer.getvalue()], mode=0o600)
 
 
@@ -227,6 +239,8 @@ def _read_back(path: Path, e164: str, region: str | None) -> None:
             f"{path}: added {e164}, but the list cannot be read back ({exc}); campaigns reading it will stop "
             "until it is fixed"
         ) from None
+    # The last entry must be ours: a list with a trailing quote or a wrong delimiter can swallow the row while still
+    # parsing, and then the number would not be suppressed at all.
     if last is None or normalise(last, region.upper() if region else None)[0] != e164:
         raise InputError(
             f"{path}: added {e164}, but reading the list back gives {last!r} as its last entry; check the file"

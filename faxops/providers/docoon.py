@@ -119,14 +119,20 @@ class DocoonProvider(HttpProvider):
                 {
                     "Name": r.name or "",
                     "Address": self.address(r.number),
+                    # Positional: Docoon knows the fields only as BCF3, BCF4... in order, so the manifest's order is
+                    # the contract.
                     "OptionalFields": [str(v) for v in (r.fields or {}).values()],
                 }
                 for r in submission.recipients
             ],
+            # Fine by default: small print and signatures become unreadable at standard resolution, and a fax cannot
+            # be re-sent to fix that.
             "Parameter": {"Media": 0, "Resolution": 1 if self.docoon.resolution == "fine" else 0},
         }
         if sender.csid:
             body["Parameter"]["Csid"] = sender.csid
+        # Scheduled on Docoon's side only when the planner asked for it (schedule.provider_side): the job then waits
+        # there, and our own rate limiter no longer paces it.
         if submission.send_at is not None:
             body["ScheduledStartTime"] = iso(submission.send_at)
         response = self.call("POST", "/FaxJobs", json=body, auth=self._basic_auth(), sends=True)
@@ -144,6 +150,7 @@ class DocoonProvider(HttpProvider):
     def _updates(self, items: list[dict[str, Any]]) -> list[StatusUpdate]:
         updates = []
         for item in items:
+            # Back to E.164, the form the state is keyed by: a number that came back as 0049... must meet its record.
             number = "+" + str(item.get("Address", "")).removeprefix("00").lstrip("+")
             disposition = str(item.get("Disposition") or "").upper()
             outcome = str(item.get("Outcome") or "")
@@ -166,12 +173,17 @@ class DocoonProvider(HttpProvider):
                     )
                 )
             else:
+                # Neither SENT nor FAIL (or a disposition we do not know) is still open: polling goes on, nothing is
+                # retried, so an unknown word can never cause a second fax.
                 updates.append(StatusUpdate(number, Status.QUEUED, raw))
         return updates
 
     def status(self, job: JobRef) -> list[StatusUpdate]:
+        # JobItems can only be filtered by TrackingID: a job recorded without one cannot be asked about.
         if job.reference is None:
             return []
+        # The TrackingID is the recipient's reference, shared by every attempt: keep only this job's items, or an old
+        # failed attempt would overwrite the status of the current one.
         wanted = {str(job.job_id)}
         return self._updates([i for i in self._items(job.reference) if str(i.get("JobNumber")) in wanted])
 
@@ -185,6 +197,8 @@ class DocoonProvider(HttpProvider):
             return Lookup(True, (), f"no job with TrackingID {submission.reference}")
         found = [Receipt(job_id=str(j.JobNumber)) for j in jobs]
         items = self._items(submission.reference)
+        # Statuses only when one job matched: with several, which items belong to which job is not known here, and
+        # reconcile records the jobs and lets the next refresh read each one.
         if len(found) == 1:
             found = [Receipt(job_id=found[0].job_id, updates=tuple(self._updates(items)))]
         return Lookup(True, found, f"job {', '.join(r.job_id for r in found)} has TrackingID {submission.reference}")

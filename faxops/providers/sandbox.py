@@ -102,6 +102,8 @@ class SandboxProvider(Provider):
         with self._write_lock:
             if self._fd is None:
                 self.record_dir.mkdir(parents=True, exist_ok=True)
+                # O_APPEND: apply's worker threads and a second process (a chaos test's next run) share the file, and
+                # each write must land at its end. 0o600: the log holds recipients' numbers and names.
                 self._fd = os.open(self.sent_log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             # One write() per job: a process killed mid-call leaves whole lines or none.
             os.write(self._fd, b"".join(lines))
@@ -113,6 +115,7 @@ class SandboxProvider(Provider):
             # kill the process while a call is in flight.
             time.sleep(latency)
         outcomes = {r.number: self._outcome(r.number) for r in submission.recipients}
+        # A refusal rejects the whole job before anything is recorded, as a real API's 4xx does: nothing was sent.
         refused = [n for n, o in outcomes.items() if o == "rejected"]
         if refused:
             raise RejectedError(
@@ -143,6 +146,8 @@ class SandboxProvider(Provider):
             if outcome != "timeout":
                 status, raw, reason, retryable = _OUTCOMES[outcome]
                 updates.append(StatusUpdate(recipient.number, status, raw, reason, retryable, pages, now))
+        # Recorded before the simulated timeout is raised: the fax "went out" and only the answer is lost, which is
+        # exactly the case reconcile must find by reference instead of sending again.
         self._append(lines)
         if any(o == "timeout" for o in outcomes.values()):
             raise OutcomeUnknownError(
@@ -158,6 +163,8 @@ class SandboxProvider(Provider):
         jobs: dict[str, list[StatusUpdate]] = {}
         with self.sent_log.open("rb") as fh:
             for raw_line in fh:
+                # A byte search first: the log of a long run holds a million lines, and parsing each would make every
+                # reconcile slow.
                 if submission.reference.encode() not in raw_line:
                     continue
                 try:

@@ -45,6 +45,7 @@ STATUS_MAP: dict[str, tuple[Status, bool | None]] = {
     "sent": (Status.DELIVERED, None),
     "failed": (Status.FAILED, True),  # Telphin gives no reason; "failed" may be sent again
     "canceled": (Status.CANCELED, False),
+    # "error" is the API's own fault, not the line's: whether sending again is safe is left to the retry rules.
     "error": (Status.FAILED, None),
 }
 
@@ -89,6 +90,8 @@ def merge_documents(documents: Sequence[Document]) -> tuple[bytes, str]:
         else:
             buffer = io.BytesIO()
             with Image.open(doc.path) as image:
+                # Every frame, not just the first: a multi-page TIFF is one document, and dropping pages would fax
+                # half of it. One bit per pixel is all a fax carries, and keeps the merged PDF small.
                 frames = [frame.convert("1") for frame in ImageSequence.Iterator(image)]
             frames[0].save(buffer, format="PDF", save_all=True, append_images=frames[1:], resolution=200)
             buffer.seek(0)
@@ -121,6 +124,8 @@ class TelphinProvider(HttpProvider):
     def check(self, documents: Sequence[Document], sender: Sender | None = None) -> list[Problem]:
         problems = super().check(documents, sender)
         total = sum(d.size for d in documents)
+        # The sum of the inputs, checked before anything is sent: the merged file is only built at the first submit,
+        # and finding it too large there would stop a run part-way through.
         if not problems and total > MAX_FILE_BYTES:
             problems.append(
                 Problem(
@@ -148,6 +153,8 @@ class TelphinProvider(HttpProvider):
                     "client_secret": resolve_secret(self.telphin.client_secret, base),
                 },
             )
+            # An OAuth server answers bad client credentials with 400 invalid_client as often as with 401: both mean
+            # the run must stop, not that this one fax was rejected.
             if response.status_code in (400, 401, 403):
                 code, message = self.error_details(response)
                 raise AuthError(message, provider=self.name, code=code, http_status=response.status_code)
@@ -155,6 +162,8 @@ class TelphinProvider(HttpProvider):
                 raise self._failure(response, sends=False)[0]
             token = self.json(response, sends=False)
             expires = float(token.get("expires_in", 3600))
+            # Renewed a minute early so that a token never expires between this check and the call; monotonic time so
+            # that a clock step on the host cannot keep a dead token alive.
             self._token = (str(token["access_token"]), time.monotonic() + max(30.0, expires - 60))
         return {"Authorization": f"Bearer {self._token[0]}"}
 
@@ -164,10 +173,13 @@ class TelphinProvider(HttpProvider):
         return f"/extension/{self.telphin.extension_id}/fax/out/{suffix}"
 
     def _dst(self, number: str) -> str:
+        # The seed shows digits only; operators running this API behind their own gateways differ, hence the setting.
         return number if self.telphin.number_format == "e164" else number.lstrip("+")
 
     def submit(self, submission: Submission) -> Receipt:
         (recipient,) = submission.recipients
+        # Merged once per run and reused: every recipient must get byte-for-byte the same fax, and merging a large PDF
+        # per call would cost more than the call itself.
         if self._file is None:
             self._file = merge_documents(list(submission.documents))
         data, fmt = self._file
@@ -213,6 +225,7 @@ class TelphinProvider(HttpProvider):
         rows = listed.get("results") if isinstance(listed, dict) else listed
         faxes = [fax.model_dump() for fax in self.read(_FaxList, rows, "the list of sent faxes").root]
         zone = ZoneInfo(self.telphin.timezone)
+        # Five minutes of slack for the provider's clock: its `datetime` is its own, not ours.
         earliest = (since or clock.now() - timedelta(days=1)) - timedelta(minutes=5)
         matches = []
         for fax in faxes:
@@ -228,6 +241,8 @@ class TelphinProvider(HttpProvider):
             if when >= earliest:
                 matches.append(fax)
         window = f"since {earliest.isoformat(timespec='seconds')}"
+        # Only one match may settle it: with two faxes to the same number in the window, picking one could mark a send
+        # as done that never happened, or double-count one that did.
         if len(matches) == 1:
             fax = matches[0]
             return Lookup(

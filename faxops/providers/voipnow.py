@@ -62,8 +62,11 @@ class VoipNowProvider(HttpProvider):
         super().__init__(settings, context)
         assert isinstance(settings, VoipNowSettings)
         self.voipnow = settings
+        # Per instance, not per class: the files-per-fax cap is the administrator's choice on each server.
         self.max_documents = settings.max_files  # type: ignore[misc]
 
+    # The server's own cap, not the API's 999: a batch above it is refused whole, and the administrator's default is
+    # 5.
     def job_size(self) -> int:
         return self.voipnow.max_recipients
 
@@ -83,6 +86,7 @@ class VoipNowProvider(HttpProvider):
 
     def submit(self, submission: Submission) -> Receipt:
         s = self.voipnow
+        # Quoted, but keeping '@' (in @me) and '*' (in 0003*210) as the seed writes them in the path.
         url = f"/uapi/faxes/{quote(s.user_id, safe='@')}/{quote(s.extension, safe='*')}"
         files = [
             ("files", (d.name, d.read_bytes(), _CONTENT_TYPES.get(d.format, "application/octet-stream")))
@@ -91,6 +95,8 @@ class VoipNowProvider(HttpProvider):
         request = json.dumps({"recipients": [r.number.lstrip("+") for r in submission.recipients]})
         files.append(("request", ("request.json", request.encode(), "application/json")))
         response = self.call("POST", url, files=files, sends=True)
+        # 204 answers a request that was understood and sends nothing: recorded as rejected, never as unknown, so the
+        # recipient is not held for a person to look into.
         if response.status_code == 204:
             raise RejectedError("the service says there are no faxes to be sent", provider=self.name, http_status=204)
         body = self.json(response, sends=True)
@@ -99,10 +105,13 @@ class VoipNowProvider(HttpProvider):
         note = "accepted; delivery not reported by this provider"
         return Receipt(
             job_id=str(body["id"]),
+            # Queued for good: with no status API a recipient never becomes delivered here, and never failed either,
+            # so nothing is ever retried on a guess.
             updates=tuple(StatusUpdate(r.number, Status.QUEUED, "accepted", note) for r in submission.recipients),
         )
 
     def find(self, submission: Submission, since: datetime | None = None) -> Lookup:
+        # Undecided, never "not found": with no way to look, resending after a lost answer could fax twice.
         return Lookup(
             decided=False,
             evidence="VoipNow has no API to list or look up faxes: check the fax history in the VoipNow web "

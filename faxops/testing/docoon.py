@@ -38,6 +38,7 @@ class DocoonSimulator(Simulator):
         password: str = "secret",
     ) -> None:
         self.credentials = (username, password)
+        # Job numbers in the range the seed's examples show, far from small counts a client might confuse them with.
         self.next_job = 44608862
         super().__init__(host, port, transmit_seconds=transmit_seconds)
 
@@ -49,12 +50,15 @@ class DocoonSimulator(Simulator):
         ]
 
     def error(self, status: int, code: str, message: str) -> Response:
+        # ASP.NET Web API's shapes: a 400 nests the details under ModelState, everything else is a bare Message. The
+        # client's error_details reads both, and the battery checks that the detail reaches the user.
         if status == 400:
             return Response(400, {"Message": "The request is invalid.", "ModelState": {"job": [message]}})
         return Response(status, {"Message": message})
 
     def _auth(self, request: Request) -> None:
         if self.basic_credentials(request) != self.credentials:
+            # Web API's wording for a refused Basic pair, kept verbatim so the message the user sees is the real one.
             raise ApiError(401, "401", "Authorization has been denied for this request.")
 
     def send(self, request: Request) -> Response:
@@ -65,6 +69,7 @@ class DocoonSimulator(Simulator):
         documents = body.get("Documents") or []
         if not documents:
             raise ApiError(400, "400", "Documents: at least one document is required.")
+        # The whole job is refused for one bad document, before any recipient is recorded: nothing was sent.
         for doc in documents:
             if doc.get("Type") != 1:
                 raise ApiError(400, "400", f"Documents: {doc.get('Name')} must have Type 1 (document).")
@@ -83,6 +88,7 @@ class DocoonSimulator(Simulator):
             address = str(recipient.get("Address", ""))
             if not _ADDRESS.match(address):
                 raise ApiError(400, "400", f"AdhocRecipients: invalid Address {address!r}.")
+            # Kept in E.164, the form tests and the client's state use, whichever prefix the request used.
             number = "+" + address.removeprefix("00").lstrip("+")
             if number in self.rejected:
                 raise ApiError(400, "400", f"AdhocRecipients: {address} rejected: {self.rejected[number]}.")
@@ -99,6 +105,8 @@ class DocoonSimulator(Simulator):
         csid = parameter.get("Csid")
         if csid is not None and len(str(csid)) > 20:
             raise ApiError(400, "400", "Parameter.Csid: at most 20 characters.")
+        # The seed spells it both ways; accepting both keeps the simulator from passing a client that the real API
+        # might read differently.
         tracking = body.get("TrackingID", body.get("TrackingId"))
         starts = _time(body.get("ScheduledStartTime"), "ScheduledStartTime")
         with self.lock:
@@ -129,6 +137,7 @@ class DocoonSimulator(Simulator):
                     "JobNumber": int(job.id),
                     "Tid": job.reference,
                     "Address": "00" + number[1:],
+                    # Open items carry no Disposition at all: the client must treat a missing one as still pending.
                     "Attempts": 0,
                 }
                 if fate == "delivered":

@@ -108,9 +108,12 @@ class FaxPlusSimulator(Simulator):
         if len(parts) != 1:
             raise ApiError(400, "invalid_file", "exactly one fax_file is required")
         data = parts[0].data
+        # By magic bytes: the declared format must match the content, as FAX.PLUS' converter would find out.
         ok = data.startswith(b"%PDF-") if fmt == "pdf" else data[:4] in (b"II*\x00", b"MM\x00*")
         if not ok:
             raise ApiError(400, "invalid_file", f"the file is not a {fmt}")
+        # An upload is only a file: nothing is sent until an outbox entry names its path, so a crash between the two
+        # calls must leave no fax behind (the client relies on it when it uploads again).
         path = f"/storage/{self.new_id()}.{fmt}"
         self.files[path] = data
         return Response(200, {"path": path})
@@ -121,6 +124,7 @@ class FaxPlusSimulator(Simulator):
         if not isinstance(body, dict) or not isinstance(body.get("from"), str) or not _FROM.match(body["from"]):
             raise ApiError(400, "invalid_from", "from: the number used to send the fax is required")
         to = body.get("to")
+        # FAX.PLUS' limits (4,000 destinations, 10 files, 150 MB in all), so a client's batch sizes are held to them.
         if not isinstance(to, list) or not to or len(to) > 4000:
             raise ApiError(400, "invalid_to", "to: between 1 and 4000 destinations are required")
         files = body.get("files")
@@ -129,6 +133,7 @@ class FaxPlusSimulator(Simulator):
         unknown = [f for f in files if f not in self.files]
         if unknown:
             raise ApiError(400, "invalid_files", f"files: {unknown[0]} was not uploaded")
+        # 413 and not 400: a client must class it as this job's documents, not as a bad recipient.
         if sum(len(self.files[f]) for f in files) > 150 * 1024 * 1024:
             raise ApiError(413, "too_large", "the files exceed 150 MB")
         for number in to:
@@ -152,6 +157,7 @@ class FaxPlusSimulator(Simulator):
             job.starts = starts
             job.data["fax_ids"] = {n: self.new_id() for n in job.numbers}
             job.data["seq"] = len(self.jobs)
+        # Without return_ids the answer carries no id at all: the client must then find its job by comment.
         ids = {n: outbox_id for n in job.numbers} if body.get("return_ids") else {}
         return Response(201, {"ids": ids} if ids else {})
 
@@ -165,7 +171,9 @@ class FaxPlusSimulator(Simulator):
             "id": job.id,
             "uid": OWNER,
             "to": [n for n, _ in pending],
+            # The outbox keeps the comment as the {text, tags} object that was sent; the sent list flattens it.
             "comment": {"text": job.reference or "", "tags": []},
+            # One status per outbox entry, not per number: the entry shows while any of its numbers is still open.
             "status": pending[0][1],
             "files": job.data["files"],
             "page_count": len(job.data["files"]),
@@ -221,6 +229,8 @@ class FaxPlusSimulator(Simulator):
                 fate = self.fate(job, number)
                 if fate in ("queued", "sending"):
                     pending.append((number, "submitted" if fate == "queued" else "sending"))
+                # A cancelled number leaves both lists, as a deleted outbox entry does on FAX.PLUS: only the client's
+                # own record says it was ever submitted.
                 elif fate != "canceled" and job.data["fax_ids"][number] not in self.deleted_faxes:
                     sent.append((job.created, job.data["seq"], self._fax(job, number, fate)))
             if pending:
@@ -260,10 +270,13 @@ class FaxPlusSimulator(Simulator):
         after, before = self._window(request, "after"), self._window(request, "before")
         if request.arg("category") != "sent":
             return Response(200, {"data": {"records": []}})
+        # Newest first, with the submission order breaking ties: faxes submitted in the same second must page the same
+        # way on every call, or a paged lookup could skip or repeat one.
         sent = sorted(self._split()[1], key=lambda item: (item[0], item[1]), reverse=True)
         records = [
             record
             for created, _, record in sent
+            # after inclusive, before exclusive: adjacent windows never count a fax twice.
             if (after is None or created >= after) and (before is None or created < before)
         ]
         return Response(200, {"data": {"records": records[offset : offset + limit]}})
@@ -286,6 +299,7 @@ class FaxPlusSimulator(Simulator):
     def delete(self, request: Request, user: str, outbox: str) -> Response:
         self._auth(request)
         job = self.jobs.get(outbox)
+        # Only an entry still waiting can be deleted: once a number is being dialled the fax cannot be called back.
         if job is None or all(self.fate(job, n) not in ("queued",) for n in job.numbers):
             raise ApiError(404, "not_found", f"no outbox entry {outbox} that can still be deleted")
         job.canceled.update(job.numbers)

@@ -71,10 +71,14 @@ class TelphinSimulator(Simulator):
 
     def _guard(self, request: Request, ext: str) -> None:
         auth = request.headers.get("Authorization", "")
+        # Only tokens this simulator issued: a client that skips the token endpoint, or keeps a token across
+        # simulators, must fail here as it would against Telphin.
         if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
             raise ApiError(401, "invalid_token", "The access token is invalid or has expired")
         if int(ext) != self.extension_id:
             raise ApiError(404, "not_found", f"extension {ext} not found")
+        # The limit is for the whole account and counts every call, reads included: a refresh loop can use up the hour
+        # that sending needs, which is what the provider's pacing must survive.
         if self.hourly_limit is not None:
             self.calls_this_hour += 1
             reset = str(int(time.time()) + 3600)
@@ -100,15 +104,20 @@ class TelphinSimulator(Simulator):
         if len(upload) != 1:
             raise ApiError(400, "bad_request", "file: exactly one file is required")
         data = upload[0].data
+        # By content, not by file name or Content-Type: the API converts nothing, so a mislabelled file must fail here
+        # too.
         if not (data.startswith(b"%PDF-") or data[:4] in (b"II*\x00", b"MM\x00*")):
             raise ApiError(400, "bad_request", "file: a file in tiff or pdf format is required")
         if len(data) > MAX_FILE:
             raise ApiError(400, "bad_request", "file: the maximum file size is 10 megabytes")
         number = dst.text.strip()
+        # Recorded in E.164 whichever number_format the client used, so tests compare received numbers directly.
         e164 = number if number.startswith("+") else "+" + number
         if e164 in self.rejected:
             raise ApiError(400, "bad_request", f"dst_num: {self.rejected[e164]}")
         with self.lock:
+            # Numeric ids as in the seed's examples (the list answers them as integers); not starting at 1 so that a
+            # client confusing an id with a count or an index fails.
             fax_id = str(len(self.jobs) + 174)
             job = self.accept(None, [e164], {"dst_num": number, "size": len(data)}, job_id=fax_id)
         return Response(201, self._view(job))
@@ -117,6 +126,7 @@ class TelphinSimulator(Simulator):
         number = job.numbers[0]
         fate = self.fate(job, number)
         status = _FATE.get(fate, "failed")
+        # No zone in the text, as the API answers: the client must apply its timezone setting to read it.
         when = datetime.fromtimestamp(job.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
         return {"datetime": when, "dst_num": job.data["dst_num"], "id": int(job.id), "status": status}
 
@@ -140,6 +150,8 @@ class TelphinSimulator(Simulator):
         action = request.arg("action")
         status = self._view(job)["status"]
         number = job.numbers[0]
+        # A fax already sending or sent cannot be called back: the simulator refuses, so faxops must never report a
+        # cancel that did not happen.
         if action == "cancel" and status in ("ready_to_send", "failed"):
             job.canceled.add(number)
         elif action == "retry" and status == "failed":

@@ -26,6 +26,8 @@ class VoipNowSimulator(Simulator):
         *,
         transmit_seconds: float | None = None,
         token: str = "secret",
+        # The server administrator's defaults, which a real server keeps unless changed: a client that assumes the
+        # API's maxima (999 and 10) is refused here as it would be there.
         max_recipients: int = 5,
         max_files: int = 5,
     ) -> None:
@@ -63,9 +65,11 @@ class VoipNowSimulator(Simulator):
                 "fx_recipients_invalid",
                 f"Recipients missing, invalid or more than the maximum of {self.max_recipients}",
             )
+        # Checked before the empty case below: the seed's order, so a client sees the error a real server gives.
         if len(files) > self.max_files:
             raise ApiError(400, "fx_max_files_reached", "The number of files that can be sent was exceeded")
         if not files:
+            # The seed's "nothing to send" answer: success without a body, which a client must not record as a fax.
             return Response(204)
         for part in files:
             if (part.filename or "").rpartition(".")[2].lower() not in _ALLOWED:
@@ -82,4 +86,6 @@ class VoipNowSimulator(Simulator):
             fax_id = str(self.next_id)
             self.next_id += 1
             job = self.accept(None, numbers, {"user": user, "extension": extension}, job_id=fax_id)
+        # No status route exists for this id, on purpose: the API reports no delivery, and a client that polls anyway
+        # must find out here rather than against a customer's server.
         return Response(200, {"id": job.id, "uid": self.new_id() * 2 + "abcdefgh"})
