@@ -16,6 +16,8 @@ class Clock:
     """Wall-clock time, and sleeping that a stop event interrupts."""
 
     def now(self) -> datetime:
+        # Always aware, always UTC: naive and aware datetimes cannot be compared, and one naive "now" in a schedule
+        # would raise deep inside a run.
         return datetime.now(UTC)
 
     def monotonic(self) -> float:
@@ -28,6 +30,7 @@ class Clock:
         if stop is None:
             time.sleep(seconds)
             return True
+        # Event.wait, not time.sleep: Ctrl-C and `apply --wait`'s stop must end a long rate-limit wait at once.
         return not stop.wait(seconds)
 
 
@@ -45,6 +48,8 @@ class ManualClock(Clock):
 
     def monotonic(self) -> float:
         with self._lock:
+            # Monotonic time follows the manual clock too: rate limiters and token expiry measure with it, and a test
+            # that moves "now" must move them along.
             return self._now.timestamp()
 
     def advance(self, delta: timedelta) -> None:
@@ -80,6 +85,8 @@ def sleep(seconds: float, stop: threading.Event | None = None) -> bool:
 
 def iso(moment: datetime) -> str:
     """Timestamps in state files: UTC, milliseconds, ``Z``."""
+    # One fixed width and zone: the state files are diffed in Git and sorted as text, so two spellings of the same
+    # instant would show as a change and sort wrongly.
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -91,6 +98,8 @@ def parse_iso(value: object) -> datetime | None:
         moment = datetime.fromisoformat(str(value).strip())
     except ValueError:
         return None
+    # Without an offset, UTC and never the host's local time, which differs between a laptop and CI; a provider
+    # whose times are local says so in its own setting (Telphin's timezone).
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

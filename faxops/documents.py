@@ -22,6 +22,8 @@ class DocumentError(Exception):
 
 def detect_format(head: bytes, path: Path) -> str:
     """The format of a file from its first bytes (and, for ZIP-based Office files, its members)."""
+    # By content, never by extension: providers render by content too, and a report.pdf that is really a Word file
+    # would otherwise be accepted here and refused (or rendered wrong) by the provider mid-run.
     if head.startswith(b"%PDF-"):
         return "pdf"
     if head[:4] in (b"II*\x00", b"MM\x00*"):
@@ -41,6 +43,7 @@ def detect_format(head: bytes, path: Path) -> str:
         return "xls" if path.suffix.lower() in (".xls", ".xlt") else "doc"
     if head.startswith(b"PK\x03\x04"):
         try:
+            # Only the member names are read, never the contents: a ZIP bomb costs nothing here.
             with zipfile.ZipFile(path) as archive:
                 names = set(archive.namelist())
         except zipfile.BadZipFile as exc:
@@ -75,11 +78,15 @@ def count_pages(path: Path, fmt: str) -> int | None:
 
         try:
             reader = PdfReader(path)
+            # Even with an empty user password: providers' renderers refuse or blank encrypted PDFs, and finding out
+            # after the campaign has started would fail every recipient.
             if reader.is_encrypted:
                 raise DocumentError("the PDF is encrypted; fax providers cannot render it")
             return len(reader.pages)
         except (PdfReadError, ValueError, KeyError, OSError) as exc:
             raise DocumentError(f"damaged PDF: {exc}") from None
+    # Images are counted from their headers; Office and HTML files return None, and the plan says their pages are
+    # unknown rather than guessing a cost.
     if fmt in ("tiff", "gif", "png", "jpeg"):
         return _image_pages(path)
     return None
@@ -121,6 +128,8 @@ def load_document(path: Path, name: str | None = None) -> Document:
     digest = hashlib.sha256()
     size = 0
     with path.open("rb") as fh:
+        # One pass over the file: the digest covers every byte (the saved plan and the lockfile compare it), and the
+        # head that decides the format is taken from the same read.
         head = fh.read(8192)
         digest.update(head)
         size += len(head)
@@ -131,6 +140,7 @@ def load_document(path: Path, name: str | None = None) -> Document:
         raise DocumentError("the file is empty")
     fmt = detect_format(head, path)
     pages = count_pages(path, fmt)
+    # A PDF with no pages is valid to pypdf, but there is nothing to fax: every send would fail at the provider.
     if pages == 0:
         raise DocumentError("the document has no pages")
     return Document(
@@ -151,6 +161,8 @@ def first_page_text(document: Document) -> str | None:
 
         try:
             reader = PdfReader(document.path)
+            # None (unknown) rather than an exception on a damaged page: the opt-out check then warns that it could
+            # not look, instead of stopping a transactional campaign that does not need the text.
             return reader.pages[0].extract_text() if reader.pages else ""
         except (PdfReadError, ValueError, KeyError, OSError, IndexError):
             return None

@@ -24,6 +24,8 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 class StrictModel(BaseModel):
     """Base of every manifest model: unknown keys are errors, values are immutable."""
 
+    # extra="forbid": a misspelt key (max_cots:) must be an error, not a guard that silently does nothing. frozen: a
+    # loaded manifest is the input the plan and the lockfile digest describe; nothing may edit it.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -57,6 +59,7 @@ def secret_problem(ref: str, base_dir: Path) -> str | None:
             return f"environment variable {name} is not set"
         return None
     path = (base_dir / name).expanduser()
+    # Relative to the manifest, not to the working directory: CI and a laptop run faxops from different places.
     if not path.is_file():
         return f"secret file {path} does not exist"
     if not os.access(path, os.R_OK):
@@ -78,7 +81,10 @@ def resolve_secret(ref: str, base_dir: Path, *, identifier: bool = False) -> str
     assert match is not None
     kind, name = match.groups()
     path = (base_dir / name).expanduser()
+    # strip(): a secret file written with `echo` ends in a newline that is not part of the password.
     value = os.environ[name] if kind == "env" else path.read_text(encoding="utf-8").strip()
+    # Registered the moment it is read, before any caller can put it in a message: masking is only as good as the
+    # first place a secret could leak.
     if not identifier:
         secrets.register(value)
     return value
@@ -87,6 +93,7 @@ def resolve_secret(ref: str, base_dir: Path, *, identifier: bool = False) -> str
 def parse_duration(value: Any) -> Any:
     """Accept ``30s``, ``200ms``, ``48h``, ``2d`` or plain seconds; produce a timedelta."""
     if isinstance(value, int | float) and not isinstance(value, bool):
+        # A bare number is seconds, as YAML users expect from timeouts; a negative one is a typo, not "never".
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return timedelta(seconds=float(value))
