@@ -26,6 +26,8 @@ from faxops.tables import MAX_NUMBER_TEXT, ListFile, file_format, iter_table, nu
 _E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")
 _STRIP_RE = re.compile(r"[\s().\-/]")
 _COUNTRY_CODES = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+# The phonenumbers version is part of the format: its metadata changes which numbers are valid, and a cache from an
+# older release would keep yesterday's verdicts.
 _CACHE_FORMAT = f"faxops-numbers 2 phonenumbers {phonenumbers.__version__}"
 #: below this many uncached numbers a process pool costs more than it saves
 _PARALLEL_THRESHOLD = 20_000
@@ -58,6 +60,7 @@ def normalise(raw: str, region: str | None) -> tuple[str | None, str | None]:
     text = _STRIP_RE.sub("", raw)
     if not text:
         return None, "empty number"
+    # 00 is the international prefix in most of the world (Docoon's own examples write it): read it as +.
     if text.startswith("00"):
         text = "+" + text[2:]
     if _E164_RE.match(text):
@@ -81,6 +84,8 @@ def _normalise_chunk(keys: list[tuple[str, str | None]]) -> list[str | None]:
 
 
 def _cache_key(raw: str, region: str | None) -> str:
+    # A national number means different subscribers in different regions: the region is part of its key, an
+    # international one needs none.
     return raw if raw.startswith("+") else f"{region or ''}|{raw}"
 
 
@@ -128,6 +133,7 @@ class NumberCache:
         known = self.known
         missing = {}
         for row in rows:
+            # _cache_key written out: this line runs once per row of a list that may hold millions.
             key = row.raw if row.raw[:1] == "+" else f"{row.region or ''}|{row.raw}"
             if key not in known:
                 missing[key] = (row.raw, row.region)
@@ -144,6 +150,7 @@ class NumberCache:
         else:
             results = _normalise_chunk(args)
         for key, e164 in zip(missing, results, strict=True):
+            # Invalid numbers are cached too (as ""): a list with many bad rows would otherwise parse them every plan.
             self.known[key] = e164 or ""
 
     def resolve_chunk(self, chunk: Chunk, workers: int) -> Chunk:
@@ -185,6 +192,8 @@ class NumberCache:
 
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Atomic, so a plan killed mid-save leaves the old cache (the format line guards the rest); 0o600 because
+            # the cache holds every recipient's number.
             atomic_write(self.path, lines(), mode=0o600)
             self.dirty = False
         except OSError:
@@ -273,6 +282,8 @@ def _iter_file(
         wanted["name"] = rfile.columns.name
     field_map = rfile.columns.field_map()
     problems = []
+    # Every missing column is reported before a row is read: a misspelt column would otherwise make every row invalid
+    # (no number) or send faxes without the fields the document expects.
     for role, column in [*wanted.items(), *((f"fields.{k}", v) for k, v in field_map.items())]:
         if column not in columns:
             problems.append(
@@ -291,6 +302,8 @@ def _iter_file(
     label = path.name + ":"
     for lines, cells in _row_batches(rows, chunk):
         if any(len(row) < width for row in cells):
+            # Short rows (a spreadsheet drops trailing empty cells) are padded, not refused: an empty name or field is
+            # allowed, and a missing number shows up as an invalid row.
             cells = [row if len(row) >= width else row + [""] * (width - len(row)) for row in cells]
         raws = [row[num_i].strip() for row in cells]
         for i in [i for i, raw in enumerate(raws) if len(raw) > MAX_NUMBER_TEXT or "\n" in raw or "\r" in raw][:1]:
@@ -323,6 +336,8 @@ def resolve_sources(
     rows: list[Row] = []
     for item in sources:
         if isinstance(item, Chunk):
+            # Rows pending before a file's chunk go out first: the planner keeps the first occurrence of a
+            # duplicate number, so the order of the manifest must survive the chunking.
             yield from resolve_rows(rows, cache, workers=workers)
             rows = []
             yield cache.resolve_chunk(item, workers)

@@ -23,6 +23,7 @@ def allowed_roots(flags: Sequence[Path] = ()) -> list[Path]:
 
 
 def _inside(real: str, roots: Sequence[str]) -> bool:
+    # The separator matters: /srv/camp must not admit /srv/campaign-other by a plain prefix match.
     return any(real == root or real.startswith(root.rstrip(os.sep) + os.sep) for root in roots)
 
 
@@ -35,6 +36,8 @@ def outside_problems(loaded: LoadedManifest, allow_outside: Sequence[Path]) -> l
     base = os.path.realpath(loaded.base_dir)
     roots = [base, *(os.path.realpath(p.expanduser()) for p in allow_outside)]
     named = [*iter_paths(loaded)]
+    # Report files are written, not read: a path outside the folder would let a manifest overwrite any file the runner
+    # can write, so they are confined like the inputs.
     named += [
         (("reporting", i, "path"), loaded.resolve(t.path))
         for i, t in enumerate(loaded.model.reporting)

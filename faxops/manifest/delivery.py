@@ -22,6 +22,8 @@ class SendWindow(StrictModel):
 
     @model_validator(mode="after")
     def _order(self) -> SendWindow:
+        # A window over midnight is written as two windows: one comparison per window then decides, with no question
+        # of which day an overnight hour belongs to.
         if self.end <= self.start:
             raise ValueError("end must be after start")
         return self
@@ -43,6 +45,8 @@ class ScheduleSpec(StrictModel):
     windows: list[SendWindow] = Field(default_factory=list)
     holidays: list[date] = Field(default_factory=list)
     rate: Rate | None = None
+    # Capped at 64: each submission in flight is a thread and an open connection, and providers throttle far below
+    # that anyway.
     concurrency: int = Field(default=4, ge=1, le=64, description="Submissions in flight at once.")
     batch_size: int | None = Field(default=None, ge=1, description="Recipients per provider job (capped by the API).")
     provider_side: bool = Field(default=False, description="Let the provider schedule where its API can.")

@@ -111,10 +111,13 @@ def _plain(
     if isinstance(node, CommentedMap):
         out: dict[Any, Any] = {}
         for key in node:
+            # str(key): YAML reads `1:` or `yes:` as an int or a bool; as strings they reach pydantic as unknown keys
+            # with a location, instead of failing in a dict lookup.
             sub = (*path, str(key))
             try:
                 line, col = node.lc.key(key)
                 positions[sub] = (line + 1, col + 1)
+            # A key merged in through an alias (<<: *defaults) has no position of its own: its parent's is used.
             except (KeyError, TypeError):
                 pass
             out[str(key)] = _plain(node[key], sub, positions, budget)
@@ -130,8 +133,11 @@ def _plain(
                 pass
             items.append(_plain(item, sub, positions, budget))
         return items
+    # bool before int: True is an int to Python, and int(True) would turn `express: yes` into 1.
     if isinstance(node, bool) or node is None:
         return node
+    # str(), int(), float(): ruamel hands out subclasses (ScalarFloat, ScalarString...) that carry YAML
+    # formatting; plain types behave the same in every model, dump and comparison downstream.
     if isinstance(node, str):
         return str(node)
     if isinstance(node, int):
@@ -189,6 +195,8 @@ def _is_union_tag(full_loc: tuple[Any, ...], part: str) -> bool:
 
 
 _yaml = YAML(typ="rt")
+# A key written twice is an error, not "the last one wins": a second `recipients:` further down a long
+# manifest would otherwise replace the first without a word.
 _yaml.allow_duplicate_keys = False
 
 

@@ -36,6 +36,8 @@ class FileReport(StrictModel):
     type: Literal["file"]
     path: str = Field(min_length=1, description="Relative to the manifest.")
     format: Literal["json", "csv", "html"] = "json"
+    # Unmasked by default only here: a file report stays beside the manifest, where the recipient lists already are;
+    # the targets that leave the machine (webhook, e-mail) mask by default.
     mask_numbers: bool = Field(default=False, description="Show +4930****5678 instead of the whole number.")
     when: When = "final"
 
@@ -46,6 +48,8 @@ class WebhookReport(StrictModel):
     type: Literal["webhook"]
     url: str = Field(pattern=r"^https?://")
     secret: SecretRef | None = Field(default=None, description="HMAC-SHA256 key: X-Faxops-Signature: sha256=<hex>.")
+    # The summary only unless asked: every number in a POST to someone else's URL is a data-protection decision for
+    # the campaign's owner, not a default.
     include_recipients: bool = False
     mask_numbers: bool = True
     retries: int = Field(default=3, ge=0, le=10)
@@ -58,6 +62,7 @@ class SmtpSpec(StrictModel):
 
     host: str
     port: int = Field(default=587, ge=1, le=65535)
+    # On by default: the SMTP password and the attached report must not cross the network in clear.
     starttls: bool = Field(default=True, description="Upgrade to TLS (the server's certificate is verified).")
     ca_file: str | None = Field(
         default=None, description="PEM file of the CA that signed the server's certificate (a private relay)."
