@@ -206,6 +206,8 @@ class FaxPlusProvider(HttpProvider):
         problems = super().check(documents, sender)
         if sum(d.size for d in documents) > MAX_TOTAL_BYTES:
             problems.append(Problem("faxplus takes at most 150 MB of documents per fax", field="documents"))
+        # FAX.PLUS sends only from a number of the account (`from` is required): without one, every job of the run
+        # would be refused.
         if sender is None or not sender.number:
             problems.append(
                 Problem("faxplus needs sender.number: the FAX.PLUS number the fax is sent from", field="sender")
@@ -239,10 +241,12 @@ class FaxPlusProvider(HttpProvider):
             "to": [r.number for r in submission.recipients],
             "files": paths,
             "comment": {"text": submission.reference},
+            # Without return_ids the answer has no id at all, and every send would need a lookup by comment.
             "return_ids": True,
         }
         if submission.send_at is not None:
             body["send_time"] = submission.send_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
+        # Redials are FAX.PLUS' own, inside one job: they never create a second fax, unlike a retry by faxops.
         if self.faxplus.redial_count is not None:
             delay = 15 if self.faxplus.redial_delay is None else self.faxplus.redial_delay
             body["options"] = {"retry": {"count": self.faxplus.redial_count, "delay": delay}}
@@ -310,6 +314,8 @@ class FaxPlusProvider(HttpProvider):
                 duration = None if fax.duration is None else float(fax.duration)
                 candidates.append(_update(fax.to, fax.status, fax.pages, fax.id, cost=cost, duration=duration))
         for update in candidates:
+            # A number can be in the outbox and the sent list at once while FAX.PLUS moves it: the furthest status
+            # wins, so a read during the move never takes a delivered fax back to queued.
             if update.number not in latest or update.status.rank >= latest[update.number].status.rank:
                 latest[update.number] = update
         return list(latest.values())
@@ -321,6 +327,8 @@ class FaxPlusProvider(HttpProvider):
         return self._updates(job.numbers, outbox, sent)
 
     def cancel(self, job: JobRef) -> list[StatusUpdate]:
+        # Only outbox entries can be deleted; a fax already in the sent list is past cancelling, and the DELETE
+        # answers 404, which raises instead of being recorded as cancelled.
         for outbox_id in sorted(set(job.recipient_ids.values()) or {job.job_id}):
             self.call("DELETE", self._account(f"outbox/{outbox_id}"), sends=False)
         return [StatusUpdate(n, Status.CANCELED, "deleted_from_outbox", "canceled") for n in job.numbers]

@@ -40,6 +40,8 @@ from faxops.fields import Duration, resolve_secret
 from faxops.providers.base import Provider, ProviderContext, ProviderSettings
 
 _Model = TypeVar("_Model", bound=BaseModel)
+# Which side of "the request left this machine" each httpx error falls on decides between retrying and reconciling:
+# before, a retry cannot fax twice; after, it could, so a sending call is never repeated.
 _BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.LocalProtocolError)
 _AFTER_SEND = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
 
@@ -92,6 +94,7 @@ class HttpProvider(Provider):
         # schedule); tests replace it so that nothing really waits.
         self.sleep: Callable[[float], None] = time.sleep
         self._basic: httpx.BasicAuth | None = None
+        # A base_url with user:password in it would otherwise be printed whole in every connection error.
         secrets.register_url(settings.base_url)
         self.client = httpx.Client(
             base_url=settings.base_url.rstrip("/"),
@@ -168,11 +171,15 @@ class HttpProvider(Provider):
                 if response.is_success:
                     return response
                 failure, wait = self._failure(response, sends)
+            # Only TransientError is retried here: OutcomeUnknownError in particular must go to reconcile, which asks
+            # the provider whether the fax exists before anything is sent again.
             if not isinstance(failure, TransientError) or attempt > settings.max_retries:
                 raise failure
             # Jitter spreads retries of parallel sends; it needs no cryptographic randomness.
             backoff = min(30.0, 0.5 * 2 ** (attempt - 1)) * (0.5 + random.random())  # noqa: S311
             delay = wait if wait is not None else backoff
+            # A Retry-After longer than max_wait ends this call instead of blocking a worker for an hour: the
+            # recipient stays pending and a later run picks it up.
             if delay > settings.max_wait.total_seconds():
                 raise failure
             self.sleep(delay)
@@ -198,10 +205,13 @@ class HttpProvider(Provider):
             return TransientError(f"rate limited: {message}", retry_after=wait, **kwargs), wait
         if status in self.transient_statuses:
             return TransientError(message, retry_after=retry_after(response), **kwargs), retry_after(response)
+        # Any other 4xx is about this request (a bad number, a refused document): reject this fax with the provider's
+        # own code and let the campaign go on.
         if 400 <= status < 500:
             return RejectedError(message, **kwargs), None
         if sends:
             return OutcomeUnknownError(f"the provider failed after receiving the request: {message}", **kwargs), None
+        # A 5xx on a read changes nothing at the provider: retrying it is always safe.
         return TransientError(message, **kwargs), None
 
     def json(self, response: httpx.Response, *, sends: bool) -> Any:

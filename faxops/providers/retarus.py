@@ -160,6 +160,7 @@ class RetarusProvider(HttpProvider):
     reference_field = "reference.customerDefinedId"
     lookup = "reference"
     personalisation = True
+    # 520 is Retarus' own "try again" (documented beside 503); any other 5xx after a send stays unknown.
     transient_statuses: ClassVar[frozenset[int]] = frozenset({503, 520})
 
     _EXTENSIONS: ClassVar[Mapping[str, str]] = {"tiff": "tif", "jpeg": "jpg"}
@@ -179,6 +180,7 @@ class RetarusProvider(HttpProvider):
         s = self.retarus
         sender = submission.sender
         body: dict[str, Any] = {
+            # The campaign as billing code, so that Retarus' invoice can be split per campaign without our state.
             "reference": {"customerDefinedId": submission.reference, "billingCode": submission.campaign[:80]},
             "recipients": [
                 {
@@ -200,6 +202,7 @@ class RetarusProvider(HttpProvider):
             "renderingOptions": {"paperFormat": s.paper_format, "resolution": s.resolution},
         }
         if sender.csid:
+            # Retarus refuses a CSID over 20 characters (the fax standard's limit); the manifest already checks it.
             body["transportOptions"]["csid"] = sender.csid[:20]
         if sender.header:
             body["renderingOptions"]["header"] = sender.header
@@ -248,6 +251,8 @@ class RetarusProvider(HttpProvider):
         try:
             return self.call("GET", url, auth=self._basic_auth(), sends=False)
         except ProviderError as exc:
+            # 404 at a data centre only means "not here (yet)": the others are still asked, and no report at all means
+            # the job is still running.
             if exc.http_status == 404:
                 return None
             raise
@@ -290,6 +295,8 @@ class RetarusProvider(HttpProvider):
     @classmethod
     def parse_push(cls, body: bytes, content_type: str) -> list[PushedUpdate]:
         """A Retarus status push: a job report, XML by default or JSON on request, one entry per recipient."""
+        # By content as well as Content-Type: a push relayed by a proxy may arrive relabelled (text/plain),
+        # while the body's first byte tells JSON from XML for certain.
         is_json = "json" in content_type or body.lstrip()[:1] in (b"{", b"[")
         report = push_json(body) if is_json else report_from_xml(body)
         job_id = str(report.get("jobId") or "")
