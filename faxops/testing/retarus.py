@@ -60,6 +60,8 @@ CODES = frozenset(
 def parse_validity(value: str, now: float) -> float:
     """``meta.jobValid.end``: an ISO 8601 instant, or a duration from now (``PT80M``)."""
     match = _DURATION.match(value)
+    # "P" and "P1DT" match the pattern's optional parts but are not durations: they fall through to the
+    # ISO instant parser, which refuses them (a 400 like any other bad jobValid).
     if match and value != "P" and not value.endswith("T"):
         days, hours, minutes, seconds = (float(g or 0) for g in match.groups())
         return now + timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds).total_seconds()
@@ -123,6 +125,8 @@ class RetarusSimulator(Simulator):
     def _auth(self, request: Request, cust: str, dc: str | None) -> None:
         if self.basic_credentials(request) != self.credentials:
             raise ApiError(401, "401", "Authentication failed")
+        # 403, not 401: the login is right but the customer number in the path is someone else's, and a client must
+        # stop either way rather than count it as a refused fax.
         if cust != self.customer:
             raise ApiError(403, "403", f"customer number {cust} is not yours")
         if dc is not None and dc not in self.data_centres:
@@ -131,6 +135,8 @@ class RetarusSimulator(Simulator):
     def _centre(self, request: Request, cust: str, dc: str | None) -> str:
         """The data centre a report request is for: never the HA URL, which keeps no reports."""
         self._auth(request, cust, dc)
+        # Strict on purpose: a client that reads reports at the HA URL works against nothing real, so it must fail in
+        # tests too.
         if dc is None:
             raise ApiError(404, "404", "reports are kept at the data-centre URLs, not at the high-availability URL")
         return dc
@@ -210,6 +216,8 @@ class RetarusSimulator(Simulator):
                     "reason": reason,
                     "sentTs": datetime.fromtimestamp(self.now(), UTC).isoformat().replace("+00:00", "Z"),
                     "durationInSecs": 42,
+                    # Retarus reports the dialled form (00...), not the number as sent: the client must key by
+                    # "number".
                     "sentToNumber": "00" + number.lstrip("+"),
                     "remoteCsid": "SIM",
                 }
@@ -235,6 +243,8 @@ class RetarusSimulator(Simulator):
 
     def reports(self, request: Request, cust: str, dc: str | None = None) -> Response:
         centre = self._centre(request, cust, dc)
+        # The oldest 1,000 only, as Retarus lists them: a full list proves nothing absent, which the client must know
+        # before it concludes that a job never arrived.
         return Response(200, {"reports": [report for _, report in self._reports_at(centre)][:1000]})
 
     def report(self, request: Request, cust: str, job: str, dc: str | None = None) -> Response:

@@ -69,6 +69,8 @@ class Request:
         content_type = self.headers.get("Content-Type", "")
         if not content_type.startswith("multipart/form-data"):
             raise ApiError(400, "not_multipart", "expected multipart/form-data")
+        # The standard library's MIME parser (the cgi module is gone since 3.13): a hand-written multipart split would
+        # accept bodies a real server refuses, and the simulator must be at least as strict.
         message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
             f"Content-Type: {content_type}\r\n\r\n".encode() + self.body
         )
@@ -168,11 +170,15 @@ class _Handler(BaseHTTPRequestHandler):
         if control is not None:
             self._send(control)
             return
+        # Control requests (/_sim/) were answered above and are not recorded: tests count API calls, and their own
+        # set-up must not show up among them.
         with self.sim.lock:
             self.sim.requests.append((request.method, request.path))
             self.sim.log.append(request)
         fault = self.sim.take_fault(request)
         if fault is not None and fault.kind == "latency":
+            # Real time, not the simulated clock: latency stands for the network, and the client's timeouts are
+            # measured in real time.
             time.sleep(fault.delay)
             fault = None
         if fault is not None and self._refuse(fault, request):
@@ -203,6 +209,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         elif fault.kind == "error_after":
             self._send(self.sim.error(500, "internal_error", "simulated failure after processing"))
+        # A 200 whose body is not JSON, as a proxy in front of an API may answer: after a send the client must record
+        # an unknown outcome, never a success.
         elif fault.kind == "malformed":
             self._send(Response(200, b"<html>upstream proxy error", {"Content-Type": "application/json"}))
 
