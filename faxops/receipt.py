@@ -70,6 +70,10 @@ class ReceiptLog:
 
     def jobs(self, salt: str) -> list[dict[str, str]]:
         return [
+            # Numbers masked and job ids hashed (salted per lineage): a receipt is committed or attached to a pull
+            # request, where anyone with read access sees it, yet it must still be matchable against the state.
+            # Numbers masked and job ids hashed (salted per lineage): a receipt is committed or attached to a pull
+            # request, where anyone with read access sees it, yet it must still be matchable against the state.
             {"number": mask_number(number), "job": hash_id(job, salt=salt) if job else "", "outcome": outcome}
             for number, job, outcome in self._jobs
         ]
@@ -102,6 +106,8 @@ def ci_run(env: Mapping[str, str]) -> dict[str, str] | None:
 
 
 def _who(env: Mapping[str, str]) -> str:
+    # In CI the process user is a runner account; the person who triggered the run is the one to name.
+    # In CI the process user is a runner account; the person who triggered the run is the one to name.
     for key in ("GITHUB_ACTOR", "GITLAB_USER_LOGIN"):
         if env.get(key):
             return env[key]
@@ -125,6 +131,9 @@ def build(
     env: Mapping[str, str],
 ) -> dict[str, Any]:
     """The receipt document (plain JSON types, keys in a fixed order)."""
+    # PLACEHOLDER
+    # Rounded to cents: summed float prices carry binary noise (0.30000000000000004) that would make two receipts of
+    # the same run differ; no cost at all without a price list, rather than a misleading 0.
     cost = {"currency": log.currency, "estimated": round(log.cost, 2)} if log.currency else None
     return {
         "kind": RECEIPT_KIND,
