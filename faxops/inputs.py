@@ -57,8 +57,8 @@ def named_file_problems(loaded: LoadedManifest) -> list[Problem]:
             continue
         if not other.is_file():
             problems.append(loaded.problem(loc, f"file not found: {other}"))
-        # Checked now rather than when the list is streamed: a plan that stops half-way through reading would be a
-        # partial plan, and apply must never act on one.
+        # Checked here, with every other problem, rather than when the list is streamed: an unreadable file
+        # would otherwise stop a plan minutes into a large list, with the manifest's other problems unreported.
         elif not os.access(other, os.R_OK):
             problems.append(loaded.problem(loc, f"file is not readable: {other}"))
     return problems

@@ -246,7 +246,7 @@ class Receiver:
             log.warning("%s %s from %s: %d %s", scope["method"], scope["path"], client[0], status, doc.get("error"))
         body = orjson.dumps(doc)
         headers = [(b"content-type", b"application/json"), (b"connection", b"close")]
-        # Clients that send Basic only after a challenge (curl --anyauth, some provider consoles) need this header.
+        # Clients that send Basic credentials only after a challenge (curl --anyauth) need this header.
         if status == 401:
             headers.append((b"www-authenticate", b'Basic realm="faxops"'))
         await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -131,8 +131,8 @@ class DocoonProvider(HttpProvider):
         }
         if sender.csid:
             body["Parameter"]["Csid"] = sender.csid
-        # Scheduled on Docoon's side only when the planner asked for it (schedule.provider_side): the job then waits
-        # there, and our own rate limiter no longer paces it.
+        # Scheduled on Docoon's side only when the planner asked for it (schedule.provider_side): the job then
+        # waits there instead of for a later run of faxops.
         if submission.send_at is not None:
             body["ScheduledStartTime"] = iso(submission.send_at)
         response = self.call("POST", "/FaxJobs", json=body, auth=self._basic_auth(), sends=True)
@@ -182,8 +182,8 @@ class DocoonProvider(HttpProvider):
         # JobItems can only be filtered by TrackingID: a job recorded without one cannot be asked about.
         if job.reference is None:
             return []
-        # The TrackingID is the recipient's reference, shared by every attempt: keep only this job's items, or an old
-        # failed attempt would overwrite the status of the current one.
+        # Only this job's items: one TrackingID can name more than one job (the same attempt tried again after a
+        # crash keeps its reference), and each job's record must get its own statuses.
         wanted = {str(job.job_id)}
         return self._updates([i for i in self._items(job.reference) if str(i.get("JobNumber")) in wanted])
 
@@ -197,8 +197,7 @@ class DocoonProvider(HttpProvider):
             return Lookup(True, (), f"no job with TrackingID {submission.reference}")
         found = [Receipt(job_id=str(j.JobNumber)) for j in jobs]
         items = self._items(submission.reference)
-        # Statuses only when one job matched: with several, which items belong to which job is not known here, and
-        # reconcile records the jobs and lets the next refresh read each one.
+        # Statuses only when one job matched: with several, which items belong to which job is not known here.
         if len(found) == 1:
             found = [Receipt(job_id=found[0].job_id, updates=tuple(self._updates(items)))]
         return Lookup(True, found, f"job {', '.join(r.job_id for r in found)} has TrackingID {submission.reference}")

@@ -246,7 +246,7 @@ class FaxPlusProvider(HttpProvider):
         }
         if submission.send_at is not None:
             body["send_time"] = submission.send_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000")
-        # Redials are FAX.PLUS' own, inside one job: they never create a second fax, unlike a retry by faxops.
+        # Redials happen inside FAX.PLUS' one job (one id, one status): faxops sees no second send to reconcile.
         if self.faxplus.redial_count is not None:
             delay = 15 if self.faxplus.redial_delay is None else self.faxplus.redial_delay
             body["options"] = {"retry": {"count": self.faxplus.redial_count, "delay": delay}}

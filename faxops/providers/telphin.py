@@ -173,7 +173,8 @@ class TelphinProvider(HttpProvider):
         return f"/extension/{self.telphin.extension_id}/fax/out/{suffix}"
 
     def _dst(self, number: str) -> str:
-        # The seed shows digits only; operators running this API behind their own gateways differ, hence the setting.
+        # The seed's only example is a bare local number, so the form is a setting: digits by default, E.164
+        # where an operator's gateway wants the +.
         return number if self.telphin.number_format == "e164" else number.lstrip("+")
 
     def submit(self, submission: Submission) -> Receipt:

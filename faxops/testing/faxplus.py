@@ -229,8 +229,8 @@ class FaxPlusSimulator(Simulator):
                 fate = self.fate(job, number)
                 if fate in ("queued", "sending"):
                     pending.append((number, "submitted" if fate == "queued" else "sending"))
-                # A cancelled number leaves both lists, as a deleted outbox entry does on FAX.PLUS: only the client's
-                # own record says it was ever submitted.
+                # A cancelled number is in neither list: only the client's own record says it was ever submitted,
+                # which is why faxops journals a cancel instead of asking the provider afterwards.
                 elif fate != "canceled" and job.data["fax_ids"][number] not in self.deleted_faxes:
                     sent.append((job.created, job.data["seq"], self._fax(job, number, fate)))
             if pending:

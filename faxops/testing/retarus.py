@@ -216,8 +216,7 @@ class RetarusSimulator(Simulator):
                     "reason": reason,
                     "sentTs": datetime.fromtimestamp(self.now(), UTC).isoformat().replace("+00:00", "Z"),
                     "durationInSecs": 42,
-                    # Retarus reports the dialled form (00...), not the number as sent: the client must key by
-                    # "number".
+                    # The dialled form (00...) beside `number` as sent: the client must key by `number`.
                     "sentToNumber": "00" + number.lstrip("+"),
                     "remoteCsid": "SIM",
                 }
