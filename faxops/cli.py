@@ -34,6 +34,7 @@ from faxops.commands import (
     schema,
     show,
     simulate,
+    state,
     status,
     suppress,
     validate,
@@ -112,6 +113,10 @@ _COMMANDS: dict[str, _Dispatch] = {
     "webhook serve": _Command(webhook.WebhookArgs, webhook.run),
     "suppress add": _Command(suppress.SuppressAddArgs, suppress.run),
     "force-unlock": _Command(force_unlock.ForceUnlockArgs, force_unlock.run),
+    "state init": _Command(state.StateInitArgs, state.run_init),
+    "state list": _Command(state.StateListArgs, state.run_list),
+    "state pull": _Command(state.StatePullArgs, state.run_pull),
+    "state migrate": _Command(state.StateMigrateArgs, state.run_migrate),
     "schema": _Command(schema.SchemaArgs, schema.run),
     "fmt": _Command(fmt.FmtArgs, fmt.run),
     "init": _Command(init.InitArgs, init.run),
@@ -120,7 +125,11 @@ _COMMANDS: dict[str, _Dispatch] = {
 
 
 def _command_name(args: argparse.Namespace) -> str:
-    sub = getattr(args, "webhook_command", None) or getattr(args, "suppress_command", None)
+    sub = (
+        getattr(args, "webhook_command", None)
+        or getattr(args, "suppress_command", None)
+        or getattr(args, "state_command", None)
+    )
     return f"{args.command} {sub}" if sub else str(args.command)
 
 

@@ -187,3 +187,16 @@ def http_campaign(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[C
     yield make
     for sim in sims:
         sim.stop()
+
+
+from tests.pgserver import pg_server, pg_url  # noqa: E402, F401  (fixtures shared by the postgres tests)
+
+
+@pytest.fixture(params=["local", "postgres"])
+def state_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on both state backends: postgres through FAXOPS_STATE_URL, as CI would point at it."""
+    if request.param == "postgres":
+        monkeypatch.setenv("FAXOPS_STATE_URL", request.getfixturevalue("pg_url"))
+    else:
+        monkeypatch.delenv("FAXOPS_STATE_URL", raising=False)
+    return str(request.param)

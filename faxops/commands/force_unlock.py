@@ -25,6 +25,17 @@ def run(args: ForceUnlockArgs, output: Output) -> int:
     from faxops.state import open_store
 
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
-    info = open_store(args.manifest, loaded.name, loaded.model.state.backend).force_unlock(args.lock_id)
+    store = open_store(args.manifest, loaded.name, loaded.model.state)
+    from faxops.state.postgres import PostgresStore
+
+    if isinstance(store, PostgresStore):
+        held = store.lock_state()[1]
+        info = store.force_unlock(args.lock_id)
+        if held:
+            output.line(f"Removed {info.describe()}; its connection was ended, so it can record and send nothing more.")
+        else:
+            output.line(f"Removed {info.describe()}. It was not needed: the holder had already ended.")
+        return EXIT_OK
+    info = store.force_unlock(args.lock_id)
     output.line(f"Removed {info.describe()}.")
     return EXIT_OK

@@ -31,7 +31,7 @@ def run(args: ResolveArgs, output: Output) -> int:
 
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
     number = number_arg(args.number, loaded)  # read as cancel and --resend read it, before taking the lock
-    store = open_store(args.manifest, loaded.name, loaded.model.state.backend)
+    store = open_store(args.manifest, loaded.name, loaded.model.state)
     with store.writer("resolve", args.lock_timeout) as writer:
         summary = writer.state().summaries.get(number)
         if summary is None or summary.status != "pending":

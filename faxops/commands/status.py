@@ -101,7 +101,7 @@ def run(args: StatusArgs, output: Output) -> int:
     from faxops.state import open_store
 
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
-    store = open_store(args.manifest, loaded.name, loaded.model.state.backend)
+    store = open_store(args.manifest, loaded.name, loaded.model.state)
     header = store.header()
     if args.number:
         return _status_of_one(args.number, args.json, output, loaded, store)

@@ -32,7 +32,7 @@ def run(args: WebhookArgs, output: Output) -> int:
     _log_to_stderr("faxops.webhook", "uvicorn.error")
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
     credentials = credentials_for(loaded)
-    store = open_store(args.manifest, loaded.name, loaded.model.state.backend)
+    store = open_store(args.manifest, loaded.name, loaded.model.state)
     paths = StatePaths.for_manifest(args.manifest, loaded.name)  # the inbox is a local file whatever the backend
     receiver = Receiver(paths, loaded.name, credentials, host=args.host, port=args.port, store=store).start()
     output.line(f"Receiving status pushes for campaign {loaded.name} on {receiver.url}")

@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import phonenumbers
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, model_validator
 
-from faxops.fields import StrictModel
+from faxops.fields import SecretRef, StrictModel
 from faxops.manifest.delivery import Budget, RetrySpec, ScheduleSpec
 from faxops.manifest.reporting import ReportTarget, StatusPush
 from faxops.providers import REGISTRY, ProviderSettings
@@ -201,11 +201,34 @@ else:
 
 
 class StateSpec(StrictModel):
-    """Where the campaign's recorded state is kept."""
+    """Where the campaign's recorded state is kept (FAXOPS_STATE_URL in the environment overrides it)."""
 
-    backend: Literal["local"] = Field(
-        default="local", description="local: a lockfile, its journal and a lock file beside the manifest."
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    backend: Literal["local", "postgres"] = Field(
+        default="local",
+        description="local: a lockfile, its journal and a lock file beside the manifest; postgres: tables in a "
+        "PostgreSQL database shared by every machine that applies the campaign.",
     )
+    url: SecretRef | None = Field(
+        default=None,
+        description="postgres: the database URL, e.g. ${env:FAXOPS_DATABASE_URL} (it carries a password).",
+    )
+    # not `schema`: that name is a method of pydantic's BaseModel
+    db_schema: str = Field(
+        default="faxops",
+        alias="schema",
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="postgres: the PostgreSQL schema faxops keeps its tables in.",
+    )
+
+    @model_validator(mode="after")
+    def _url_with_postgres(self) -> StateSpec:
+        if self.backend == "postgres" and self.url is None:
+            raise ValueError("backend postgres needs url: (e.g. ${env:FAXOPS_DATABASE_URL})")
+        if self.backend == "local" and self.url is not None:
+            raise ValueError("url: is for backend postgres")
+        return self
 
 
 class Manifest(StrictModel):

@@ -13,11 +13,11 @@ import uuid
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from faxops import secrets
 from faxops.bulk import bulk
-from faxops.errors import StateError
+from faxops.errors import InputError, StateError
 from faxops.state.events import check
 from faxops.state.fastread import read_summaries
 from faxops.state.files import fsync_dir
@@ -26,6 +26,9 @@ from faxops.state.lock import LockInfo, StateLock, force_unlock, read_lock_info
 from faxops.state.lockfile import Header, iter_raw_records, parse_record, read_header, write_lockfile
 from faxops.state.records import Event, Record, Summary, apply_event, summarise, summarise_raw
 from faxops.state.store import StateStore, StateWriter
+
+if TYPE_CHECKING:
+    from faxops.manifest import StateSpec
 
 
 @dataclass(frozen=True)
@@ -375,11 +378,28 @@ class LocalStore(StateStore):
         return str(self.paths.lockfile.resolve())
 
 
-def open_store(manifest: Path, campaign: str, backend: str = "local") -> StateStore:
-    """The state store a manifest's ``state:`` block names (``local`` is the only backend so far)."""
-    if backend != "local":
-        raise StateError(f"state.backend {backend!r} is not available in this version of faxops")
-    return LocalStore(StatePaths.for_manifest(manifest, campaign), campaign)
+ENV_URL = "FAXOPS_STATE_URL"
+
+
+def open_store(manifest: Path, campaign: str, spec: StateSpec | None = None) -> StateStore:
+    """The state store a manifest's ``state:`` block names; ``FAXOPS_STATE_URL`` overrides it (so that a
+    CI pipeline points every checkout at one database without editing the manifest). Resolves the URL."""
+    import os
+
+    url = os.environ.get(ENV_URL)
+    where = ENV_URL
+    if not url and spec is not None and spec.backend == "postgres" and spec.url:
+        from faxops.fields import resolve_secret
+
+        url, where = resolve_secret(spec.url, manifest.parent), f"{manifest}: state.url"
+    if not url:
+        return LocalStore(StatePaths.for_manifest(manifest, campaign), campaign)
+    secrets.register_url(url)  # before anything could print it
+    if not url.startswith(("postgres://", "postgresql://")):
+        raise InputError(f"{where}: not a PostgreSQL URL (postgresql://user:password@host:port/database)")
+    from faxops.state.postgres import PgLocation, PostgresStore
+
+    return PostgresStore(PgLocation(url, spec.db_schema if spec is not None else "faxops"), campaign)
 
 
 __all__ = [

@@ -33,9 +33,13 @@ class LockInfo:
     operation: str
     since: str
     who: str
+    ci_url: str | None = None  # the CI run that holds it, when the environment names one
 
     def describe(self) -> str:
-        return f"lock {self.id}: {self.operation} by {self.who} on {self.host} (pid {self.pid}) since {self.since}"
+        where = f", CI run {self.ci_url}" if self.ci_url else ""
+        return (
+            f"lock {self.id}: {self.operation} by {self.who} on {self.host} (pid {self.pid}{where}) since {self.since}"
+        )
 
     @classmethod
     def parse(cls, data: bytes) -> LockInfo | None:
