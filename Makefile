@@ -48,7 +48,7 @@ schemas: $(VENV)/.runtime
 	$(BIN)/faxops schema > schemas/campaign.schema.json
 
 chaos: $(VENV)/.dev
-	FAXOPS_CHAOS_KILLS=334 $(BIN)/pytest tests/test_chaos.py -s
+	FAXOPS_CHAOS_KILLS=334 $(BIN)/pytest tests/test_chaos.py tests/test_postgres_faults.py -k "kill_9" -s
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/run.py

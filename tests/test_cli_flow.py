@@ -8,6 +8,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from faxops import clock
 from tests.conftest import DEFAULT_ROWS, CampaignDir, Result, write_csv
 
@@ -70,6 +72,7 @@ def test_second_apply_sends_nothing_and_new_rows_are_exactly_what_is_sent(make_c
     assert len(numbers) == len(set(numbers)) == 7
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_plan_json_is_the_only_thing_on_stdout(make_campaign: Make, cli: Cli) -> None:
     camp = make_campaign([("+49 30 12345678", "A"), ("bogus", "B"), ("+49 30 12345678", "dup")])
     # one invalid row of three: allow it (the default limit is 20 %)
@@ -96,6 +99,7 @@ def test_plan_json_is_the_only_thing_on_stdout(make_campaign: Make, cli: Cli) ->
     assert skip["reason"].startswith("invalid number")
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_detailed_exitcode(make_campaign: Make, cli: Cli) -> None:
     camp = make_campaign()
     assert cli("plan", camp.manifest, "--detailed-exitcode").code == 2
@@ -104,6 +108,7 @@ def test_detailed_exitcode(make_campaign: Make, cli: Cli) -> None:
     assert cli("plan", camp.manifest, "--detailed-exitcode").code == 0
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_retry_of_busy_numbers_until_attempts_run_out(
     make_campaign: Make, cli: Cli, manual_clock: clock.ManualClock
 ) -> None:
@@ -145,6 +150,7 @@ def test_apply_without_terminal_or_approval_refuses(make_campaign: Make, cli: Cl
     assert not camp.lockfile.exists()
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_saved_plan_applies_exactly_and_goes_stale(make_campaign: Make, cli: Cli, tmp_path: Path) -> None:
     camp = make_campaign()
     planfile = tmp_path / "reviewed.plan.json"
@@ -160,6 +166,7 @@ def test_saved_plan_applies_exactly_and_goes_stale(make_campaign: Make, cli: Cli
     assert len(camp.sent()) == 5
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_saved_plan_is_stale_when_an_input_changes(make_campaign: Make, cli: Cli, tmp_path: Path) -> None:
     camp = make_campaign()
     planfile = tmp_path / "p.json"
@@ -178,6 +185,7 @@ def test_saved_plan_is_stale_when_an_input_changes(make_campaign: Make, cli: Cli
     assert camp.sent() == []
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_saved_plan_is_stale_when_state_appears(make_campaign: Make, cli: Cli, tmp_path: Path) -> None:
     camp = make_campaign()
     planfile = tmp_path / "p.json"
@@ -188,6 +196,7 @@ def test_saved_plan_is_stale_when_state_appears(make_campaign: Make, cli: Cli, t
     assert len(camp.sent()) == 5
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_status_without_state_and_with_details(make_campaign: Make, cli: Cli) -> None:
     camp = make_campaign()
     result = cli("status", camp.manifest)

@@ -109,6 +109,7 @@ def test_numbers_in_plan_tables_are_never_cut(make_campaign: Make, cli: Cli, mon
     assert "+33142685300" in piped.stdout, piped.stderr
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_resolve_reads_numbers_as_cancel_does(make_campaign: Make, cli: Cli) -> None:
     camp = make_campaign(outcomes={"+4930901820000": "timeout"}, rows=[("+49 30 90182000", "Praxis")])
     camp.manifest.write_text(camp.manifest.read_text().replace('"+4930901820000"', '"+493090182000"'))
@@ -179,6 +180,7 @@ def test_plan_at_and_refresh_false_need_no_secrets(tmp_path: Path, cli: Cli, mon
     assert "Planned for Tue 2026-11-24 09:00 CET (08:00Z)" in human.out
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_apply_wait_never_says_no_changes_after_sending(
     make_campaign: Make, cli: Cli, manual_clock: clock.ManualClock
 ) -> None:

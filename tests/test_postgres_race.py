@@ -13,6 +13,7 @@ import ctypes
 import json
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,12 +41,17 @@ def _apply_in_child(manifest: Path, host: str, go: int, log: Path, extra: list[s
         fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.dup2(fd, 1)
         os.dup2(fd, 2)
+        # pytest's capture objects are not fds 1 and 2: write where the log is
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         _set_hostname(host)
         os.read(go, 1)  # both start at the same moment
         from faxops.cli import main
 
         code = main(["apply", str(manifest), "--auto-approve", *extra])
     finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
         os._exit(code)
 
 

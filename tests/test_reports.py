@@ -23,6 +23,9 @@ from aiosmtpd.controller import Controller
 
 from tests.conftest import CampaignDir, Result, write_csv
 
+# Reports read the state through the store: the same on either backend.
+pytestmark = pytest.mark.usefixtures("state_backend")
+
 Cli = Callable[..., Result]
 Make = Callable[..., CampaignDir]
 

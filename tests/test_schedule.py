@@ -6,6 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
+import pytest
+
 from faxops import clock
 from faxops.domain import FailureClass, Recipient, Status
 from faxops.plan import Action, Rules, make_plan
@@ -156,6 +158,7 @@ def test_plan_at_shows_due_times_per_zone(make_campaign: Make, cli: Cli) -> None
     assert "Estimate:" in human.out
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_apply_sends_what_is_due_and_a_later_run_the_rest(
     make_campaign: Make, cli: Cli, manual_clock: clock.ManualClock
 ) -> None:
@@ -168,6 +171,7 @@ def test_apply_sends_what_is_due_and_a_later_run_the_rest(
     assert camp.sent_numbers() == sorted([BERLIN, NEW_YORK])
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_apply_wait_sends_each_recipient_when_its_window_opens(
     make_campaign: Make, cli: Cli, manual_clock: clock.ManualClock
 ) -> None:

@@ -74,6 +74,7 @@ def test_telphin_failures_have_no_reason_and_are_retried_as_unknown(
     assert plan[BUSY]["action"] == "retry"
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_plan_and_apply_refresh_first(http_campaign: Callable[[str], HttpCampaign], cli: Cli) -> None:
     camp = http_campaign("retarus")
     assert cli("apply", camp.manifest, "--auto-approve").code == 0
@@ -84,6 +85,7 @@ def test_plan_and_apply_refresh_first(http_campaign: Callable[[str], HttpCampaig
     assert cli("plan", camp.manifest, "--refresh=false").code == 0
 
 
+@pytest.mark.usefixtures("state_backend")
 def test_a_429_on_status_polls_stops_the_refresh_and_loses_nothing(
     http_campaign: Callable[[str], HttpCampaign], cli: Cli
 ) -> None:
@@ -137,6 +139,7 @@ def test_voipnow_says_it_does_not_report_delivery(http_campaign: Callable[[str],
     assert "delivery not reported by this provider" in result.err
 
 
+@pytest.mark.usefixtures("state_backend")
 @pytest.mark.parametrize("kind", ["telphin", "faxplus"])
 def test_cancel_queued_faxes(kind: str, http_campaign: Callable[[str], HttpCampaign], cli: Cli) -> None:
     camp = http_campaign(kind)
