@@ -126,7 +126,7 @@ def test_kill_9_on_postgres_never_duplicates_or_loses_a_job(
     monkeypatch.delenv("FAXOPS_STATE_URL", raising=False)
     seed = int(os.environ.get("FAXOPS_CHAOS_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    total = kills_wanted * 8
+    total = kills_wanted * 30
     write_pdf(tmp_path / "letter.pdf", 1)
     write_csv(tmp_path / "recipients.csv", [(f"+4930{3000000 + i}", f"R{i}") for i in range(total)])
     manifest = tmp_path / "campaign.yaml"

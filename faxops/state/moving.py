@@ -69,7 +69,7 @@ def migrate(source: StateStore, target: StateStore) -> tuple[Header, int]:
         try:
             _check_target(header, target.header(), target.identity())
             if isinstance(target, PostgresStore):
-                from faxops.state.postgres import PostgresWriter
+                from faxops.state.pg_writer import PostgresWriter
 
                 assert isinstance(target_writer, PostgresWriter)
                 count = target_writer.load(header, source.records())
