@@ -47,7 +47,7 @@ from faxops.errors import FaxopsError, InputError, StateLockedError
 from faxops.providers.base import BadPush
 from faxops.reports import mask_number
 from faxops.state import LocalStore, StatePaths, StateStore
-from faxops.webhook import PARSERS, Inbox, Push, inbox_path, ingest, parse, push_paths
+from faxops.webhook import PARSERS, Push, inbox_items, ingest, parse, push_paths
 
 MAX_BODY = 1 << 20
 #: seconds a client has to send its headers (from connecting), then its body (from the headers)
@@ -156,7 +156,7 @@ class Receiver:
         self.campaign = campaign
         self.store = store if store is not None else LocalStore(paths, campaign)
         self.credentials = credentials
-        self.inbox = Inbox(inbox_path(paths))
+        self.inbox = self.store.push_inbox()
         self.accepted = 0
         self.rejected = 0
         self.ingested = 0
@@ -206,12 +206,13 @@ class Receiver:
             thread.join(timeout=self.timeout + 5)
         self._socket.close()
         self.ingest_now()
+        self.inbox.close()
 
     def ingest_now(self) -> int:
         """Take the inbox into the state if nobody else holds the state lock."""
         try:
             with self.store.writer("webhook ingest") as writer:
-                count = ingest(self.paths.inbox, self.store, writer)
+                count = ingest(self.store, writer)
         except StateLockedError:
             return 0  # apply/refresh holds it and will take the inbox in itself
         except FaxopsError:
@@ -221,10 +222,13 @@ class Receiver:
 
     def _ingest_loop(self) -> None:
         while not self._stop.wait(self.ingest_every):
-            inbox = inbox_path(self.paths)
             # Only when something arrived: taking the state lock every few seconds for nothing would make apply and
             # refresh wait on the receiver.
-            if inbox.exists() and inbox.stat().st_size:
+            try:
+                waiting = self.inbox.waiting()
+            except FaxopsError:
+                continue  # the database is unreachable for now: the pushes wait, the receiver keeps serving
+            if waiting:
                 self.ingest_now()
 
     # --- one request ------------------------------------------------------------------------------
@@ -279,9 +283,12 @@ class Receiver:
             # fsync happens in a worker thread: the event loop keeps serving others meanwhile
             # 200 only once the push is on disk: a provider that gets 200 never sends it again, so answering before
             # the write could lose a status for good.
-            await asyncio.to_thread(self.inbox.append, pushes)
+            await asyncio.to_thread(self.inbox.append, inbox_items(pushes))
         except OSError as exc:  # the inbox cannot be written: the provider must try again
             raise _Answer(503, {"error": f"cannot record the push: {exc.strerror}"}) from None
+        except FaxopsError as exc:  # the state database cannot be written (its message names no password)
+            log.warning("cannot record a push: %s", exc.message)
+            raise _Answer(503, {"error": "cannot record the push: the state database is unavailable"}) from None
         self.accepted += len(pushes)
         for push in pushes:
             _log_accepted(push)

@@ -62,11 +62,12 @@ class RefreshReport:
 
 def needs_refresh(campaign: Campaign, state: RecordedState) -> bool:
     """Whether asking the provider (or reading the webhook inbox) could change what is recorded."""
-    from faxops.webhook import inbox_path
-
-    inbox = inbox_path(campaign.paths)
-    if inbox.exists() and inbox.stat().st_size:
-        return True
+    inbox = campaign.store.push_inbox()
+    try:
+        if inbox.waiting():
+            return True
+    finally:
+        inbox.close()
     return campaign.provider.reports_status and any(s.status in ("queued", "sending") for s in state.summaries.values())
 
 
@@ -134,7 +135,7 @@ def refresh(
     """Poll the provider for every recipient not final yet and journal what changed."""
     report = RefreshReport()
     # Pushes first: they are newer than anything a poll of the same job could say, and cost no API call.
-    report.pushed = ingest(campaign.paths.inbox, campaign.store, writer)
+    report.pushed = ingest(campaign.store, writer)
     provider = campaign.provider
     jobs = list(open_jobs(campaign.store.records()))
     report.open = sum(len(j.numbers) for j in jobs)

@@ -2,11 +2,10 @@
 state takes them in.
 
 The receiver must answer fast and must not lose what it accepted, yet it must not hold the state lock
-(``apply`` and ``refresh`` need it while it runs). So each accepted push is appended to an inbox file
-beside the manifest and fsynced *before* the 200 goes back; whoever next holds the state lock (the
-receiver itself every few seconds when the lock is free, ``refresh``, ``plan``, ``apply``) moves the
-inbox into the journal as ``status`` events and empties it. A crash between the two replays the inbox,
-which is harmless: status events are idempotent and never move a recipient backwards.
+(``apply`` and ``refresh`` need it while it runs). So each accepted push is made durable in the store's
+inbox (``faxops.state.inbox``: a file beside the manifest fsynced, or a row committed in PostgreSQL)
+*before* the 200 goes back; whoever next holds the state lock (the receiver itself every few seconds when
+the lock is free, ``refresh``, ``plan``, ``apply``) moves the inbox into the journal as ``status`` events.
 
 Formats: FAX.PLUS ``fax_sent`` (JSON), Retarus' HTTP status push (XML by default, JSON on request:
 a job report with one entry per recipient), and a generic JSON form::
@@ -17,16 +16,11 @@ a job report with one entry per recipient), and a generic JSON form::
 
 from __future__ import annotations
 
-import fcntl
-import os
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from faxops import clock, secrets
 from faxops.clock import iso, parse_iso
@@ -35,7 +29,7 @@ from faxops.providers import REGISTRY
 from faxops.providers.base import BadPush, PushedUpdate, push_json, push_number
 from faxops.state import StatePaths, StateStore, StateWriter, events
 from faxops.state.events import updates_json
-from faxops.state.records import Record
+from faxops.state.records import Event, Record
 
 _KEEP_UNMATCHED = timedelta(days=7)
 
@@ -104,66 +98,30 @@ def parse(source: str, body: bytes, content_type: str) -> list[Push]:
 
 
 def inbox_path(paths: StatePaths) -> Path:
+    """The local backend's inbox file (the postgres backend keeps pushes in its ``pushes`` table)."""
     return paths.inbox
 
 
-class Inbox:
-    """An append-only file of accepted pushes; flock makes appends and the hand-over exclusive."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-
-    def append(self, pushes: Iterable[Push]) -> None:
-        data = b"".join(orjson.dumps(secrets.scrub_event(p.to_json())) + b"\n" for p in pushes)
-        with self._lock:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                os.write(fd, data)
-                os.fsync(fd)  # on disk before the provider hears 200
-            finally:
-                os.close(fd)
+def inbox_items(pushes: Iterable[Push]) -> list[dict[str, Any]]:
+    """Pushes as the inbox keeps them: JSON objects, scrubbed of secrets."""
+    return [secrets.scrub_event(p.to_json()) for p in pushes]
 
 
-def ingest(path: Path, store: StateStore, writer: StateWriter) -> int:
-    """Move the pushes in the inbox at ``path`` into the state as status events; how many were taken.
+def ingest(store: StateStore, writer: StateWriter) -> int:
+    """Move the pushes waiting in the store's inbox into the state as status events; how many were taken.
 
-    The caller holds ``writer`` (the state lock), so nothing else records while the inbox is emptied;
-    the inbox's own ``flock`` keeps the receiver from appending between reading and truncating it.
+    The caller holds ``writer`` (the state lock), so nothing else records while the inbox is emptied.
     """
-    if not path.exists():
-        return 0
-    fd = os.open(path, os.O_RDWR)
+    inbox = store.push_inbox()
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return 0
-        data = os.pread(fd, size, 0)
-        items = []
-        for line in data.splitlines():
-            try:
-                items.append(orjson.loads(line))
-            except orjson.JSONDecodeError:
-                continue  # a torn last line: its sender never got 200
-        taken, keep = _match(store.records(), items)
-        for event in taken:
-            writer.record(event)
-        kept = b"".join(orjson.dumps(i) + b"\n" for i in keep)
-        os.ftruncate(fd, 0)
-        if kept:
-            os.pwrite(fd, kept, 0)
-        os.fsync(fd)
-        return len(taken)
+        return inbox.take_in(writer, lambda items: _match(store.records(), items))
     finally:
-        os.close(fd)
+        inbox.close()
 
 
-def _match(
-    records: Iterable[tuple[str, Record]], items: list[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], list[Any]]:
-    """Status events for pushes that name a recorded attempt; pushes not matched yet are kept a while."""
+def _match(records: Iterable[tuple[str, Record]], items: list[dict[str, Any]]) -> tuple[list[Event], list[int]]:
+    """Status events for pushes that name a recorded attempt, and the indices of the pushes not matched yet
+    (kept a while: the attempt may not be recorded yet)."""
     wanted_numbers = {i.get("number") for i in items}
     by_id: dict[tuple[str, str], str] = {}  # (provider id, number) -> attempt reference
     latest: dict[str, dict[str, Any]] = {}  # number -> its latest attempt
@@ -177,9 +135,10 @@ def _match(
                     by_id[(str(attempt[key]), number)] = attempt["reference"]
         if attempts:
             latest[number] = attempts[-1]
-    taken, keep = [], []
+    taken: list[Event] = []
+    keep: list[int] = []
     now = clock.now()
-    for item in items:
+    for index, item in enumerate(items):
         number = item.get("number", "")
         ref = next((by_id[(i, number)] for i in item.get("ids", ()) if (i, number) in by_id), None)
         provider = REGISTRY.get(str(item.get("source")))
@@ -194,7 +153,7 @@ def _match(
         if ref is None:
             received = parse_iso(item.get("received"))
             if received is None or now - received < _KEEP_UNMATCHED:
-                keep.append(item)
+                keep.append(index)
             continue
         update = {k: v for k, v in item.items() if k not in ("source", "ids", "received")}
         taken.append(events.status(ref, update, item.get("received")))

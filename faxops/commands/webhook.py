@@ -1,4 +1,4 @@
-"""``faxops webhook serve``: receive provider status pushes into the campaign's inbox."""
+"""``faxops webhook serve``: receive provider status pushes into the campaign's inbox (a file or the database)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ def run(args: WebhookArgs, output: Output) -> int:
     loaded = load_manifest(args.manifest, allow_outside=args.allow_outside)
     credentials = credentials_for(loaded)
     store = open_store(args.manifest, loaded.name, loaded.model.state)
-    paths = StatePaths.for_manifest(args.manifest, loaded.name)  # the inbox is a local file whatever the backend
+    paths = StatePaths.for_manifest(
+        args.manifest, loaded.name
+    )  # the local backend's files; postgres keeps pushes in the database
     receiver = Receiver(paths, loaded.name, credentials, host=args.host, port=args.port, store=store).start()
     output.line(f"Receiving status pushes for campaign {loaded.name} on {receiver.url}")
     output.line("  " + " · ".join(f"{label}: /{name}" for name, label in PARSERS.items()))

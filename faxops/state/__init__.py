@@ -29,6 +29,7 @@ from faxops.state.store import StateStore, StateWriter
 
 if TYPE_CHECKING:
     from faxops.manifest import StateSpec
+    from faxops.state.inbox import FileInbox
 
 
 @dataclass(frozen=True)
@@ -372,6 +373,12 @@ class LocalStore(StateStore):
 
     def force_unlock(self, lock_id: str) -> LockInfo:
         return force_unlock(self.paths.lock, lock_id)
+
+    def push_inbox(self) -> FileInbox:
+        """The ``NAME.inbox`` file beside the manifest."""
+        from faxops.state.inbox import FileInbox
+
+        return FileInbox(self.paths.inbox)
 
     def identity(self) -> str:
         # The lockfile's resolved path: a copied checkout has the same lineage and serial, but not this.

@@ -7,6 +7,11 @@ Version 1::
     records   (campaign_id, number, status, record bytea)   the current record per recipient
     locks     (campaign, id, host, pid, who, operation, since, heartbeat, ci_url, backend_pid)   who holds the lock
 
+Version 2::
+
+    pushes    (id, campaign, received, push jsonb)   status pushes accepted by ``webhook serve``, not yet
+              taken in; keyed by campaign name (a receiver may start before the campaign's first apply)
+
 A record is stored as the lockfile holds it (compact JSON, keys sorted), so that ``plan`` reads settled
 recipients' summaries from their bytes exactly as it does from a lockfile.
 
@@ -21,7 +26,7 @@ from psycopg import sql
 
 from faxops.errors import StateError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 #: advisory lock keys (``pg_advisory_*(int, int)``): a namespace of faxops' own, then what is locked
 LOCK_NAMESPACE = 0x66617870  # "faxp"
 MIGRATION_KEY = 0
@@ -66,6 +71,16 @@ _MIGRATIONS: list[str] = [
         ci_url text,
         backend_pid integer NOT NULL
     );
+    """,
+    # 1 -> 2
+    """
+    CREATE TABLE IF NOT EXISTS {s}.pushes (
+        id bigserial PRIMARY KEY,
+        campaign text NOT NULL,
+        received timestamptz NOT NULL DEFAULT now(),
+        push jsonb NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS pushes_campaign ON {s}.pushes (campaign, id);
     """,
 ]
 

@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 import orjson
 import psycopg
@@ -26,6 +26,7 @@ from faxops.state.lock import LockInfo, _user
 from faxops.state.lockfile import Header
 from faxops.state.pg_schema import LOCK_NAMESPACE, migrate
 from faxops.state.postgres import (
+    Conn,
     PostgresStore,
     campaign_row,
     ci_run_url,
@@ -61,6 +62,7 @@ class PostgresWriter(StateWriter):
         self._db = threading.Lock()  # one statement or transaction at a time on the connection
         self._cond = threading.Condition()
         self._queue: list[Event] = []
+        self._then: Callable[[Conn], None] | None = None  # run in the next group commit's transaction
         self._enqueued = 0
         self._durable = 0
         self._flushing = False
@@ -166,15 +168,36 @@ class PostgresWriter(StateWriter):
                 self._flush_locked()
             return seq
 
+    def record_with(self, events: list[Event], then: Callable[[Conn], None]) -> None:
+        """Append ``events`` and run ``then`` on the connection in the same transaction (the push inbox
+        deletes the pushes it took in, so that a crash neither loses nor doubles one)."""
+        for event in events:
+            check(event)
+        scrubbed = [secrets.scrub_event(e) for e in events]
+        with self._cond:
+            while self._flushing and self._broken is None:
+                self._cond.wait()
+            if self._broken is not None:
+                raise self._error()
+            for event in scrubbed:
+                self._queue.append({"seq": self._next_seq, **event})
+                self._next_seq += 1
+                self._enqueued += 1
+            self._then = then
+            self._flush_locked()
+            if self._broken is not None:
+                raise self._error()
+
     def _flush_locked(self) -> None:
         batch, self._queue = self._queue, []
+        then, self._then = self._then, None
         upto = self._enqueued
         self._flushing = True
         self._cond.release()
         error: BaseException | None = None
         try:
             with self._db:
-                self._commit(batch)
+                self._commit(batch, then)
         except (psycopg.Error, StateError) as exc:
             error = exc
         finally:
@@ -186,7 +209,7 @@ class PostgresWriter(StateWriter):
             self._broken = error
         else:
             self._durable = upto
-            self._changed = True
+            self._changed = self._changed or bool(batch)
         self._cond.notify_all()
 
     def _ensure_campaign(self) -> int:
@@ -231,9 +254,13 @@ class PostgresWriter(StateWriter):
             current.update((n, bytes(r)) for n, r in rows)
         return current
 
-    def _commit(self, batch: list[Event]) -> None:
+    def _commit(self, batch: list[Event], then: Callable[[Conn], None] | None = None) -> None:
         # One pipeline: the statements and the commit travel together, one round trip per group commit.
         with self.conn.pipeline(), self.conn.transaction():
+            if then is not None:
+                then(self.conn)
+            if not batch:
+                return
             cid = self._ensure_campaign()
             self.conn.execute(
                 self._q_journal, (cid, [e["seq"] for e in batch], [orjson.dumps(e).decode() for e in batch])

@@ -42,6 +42,7 @@ from faxops.state.records import Record, Summary, summarise, summarise_raw
 from faxops.state.store import StateStore
 
 if TYPE_CHECKING:
+    from faxops.state.pg_inbox import PgInbox
     from faxops.state.pg_writer import PostgresWriter
 
 Conn = psycopg.Connection[tuple[Any, ...]]
@@ -223,6 +224,12 @@ class PostgresStore(StateStore):
         from faxops.state.pg_writer import PostgresWriter
 
         return PostgresWriter(self, operation, lock_timeout)
+
+    def push_inbox(self) -> PgInbox:
+        """The ``pushes`` table: receivers on any machine append, the writer takes them in."""
+        from faxops.state.pg_inbox import PgInbox
+
+        return PgInbox(self.location, self.campaign)
 
     def lock_info(self) -> LockInfo | None:
         return self.lock_state()[0]

@@ -10,6 +10,7 @@ The contract every backend keeps:
 * readers (``read``, ``records``, ``header``) take no lock and see every event recorded so far;
 * one writer at a time (``writer``): ``record`` returns only once the event is durable, because the
   engine calls the provider right after an intent is recorded; closing folds what was recorded;
+* ``push_inbox`` keeps accepted status pushes durably until a writer takes them in (no lock to append);
 * ``identity`` names this copy of the state, so that a saved plan cannot be applied to another copy.
 """
 
@@ -24,6 +25,7 @@ from faxops.errors import FaxopsError
 
 if TYPE_CHECKING:
     from faxops.state import RecordedState
+    from faxops.state.inbox import PushInbox
     from faxops.state.lock import LockInfo
     from faxops.state.lockfile import Header
     from faxops.state.records import Event, Record
@@ -129,6 +131,10 @@ class StateStore(ABC):
     @abstractmethod
     def force_unlock(self, lock_id: str) -> LockInfo:
         """Clear a lock whose holder is gone; refuses while a live local process holds it."""
+
+    @abstractmethod
+    def push_inbox(self) -> PushInbox:
+        """Where ``webhook serve`` keeps accepted status pushes until the writer takes them in."""
 
     @abstractmethod
     def identity(self) -> str:
