@@ -281,8 +281,8 @@ class Receiver:
             raise _Answer(400, {"error": str(exc)}) from None
         try:
             # fsync happens in a worker thread: the event loop keeps serving others meanwhile
-            # 200 only once the push is on disk: a provider that gets 200 never sends it again, so answering before
-            # the write could lose a status for good.
+            # 200 only once the push is durable (fsynced to the inbox file, or committed in the state database): a
+            # provider that gets 200 never sends it again, so answering before the write could lose a status for good.
             await asyncio.to_thread(self.inbox.append, inbox_items(pushes))
         except OSError as exc:  # the inbox cannot be written: the provider must try again
             raise _Answer(503, {"error": f"cannot record the push: {exc.strerror}"}) from None
