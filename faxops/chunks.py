@@ -49,6 +49,13 @@ class Chunk:
     def name(self, i: int) -> str | None:
         return self.cells[i][self.name_index].strip() or None if self.name_index is not None else None
 
+    def names(self) -> list[str | None]:
+        """Every row's name, as ``name`` gives it (one column, read in one pass)."""
+        if self.name_index is None:
+            return [None] * len(self.raws)
+        j = self.name_index
+        return [cells[j].strip() or None for cells in self.cells]
+
     def fields(self, i: int) -> dict[str, str] | None:
         if not self.field_indexes:
             return None

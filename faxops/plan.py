@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import compress, repeat
+from operator import attrgetter, not_
 from typing import Any
 
 import phonenumbers
@@ -21,6 +24,7 @@ from faxops.bulk import bulk
 from faxops.chunks import Chunk
 from faxops.clock import iso, parse_iso
 from faxops.domain import FailureClass, Invalid, Recipient, Status, classify
+from faxops.plan_groups import Run, UnchangedGroup
 from faxops.schedule import Estimate, RetryPolicy, Schedule, estimate
 from faxops.state.records import Summary
 
@@ -81,6 +85,18 @@ class PlannedAction:
         return out
 
 
+def _unchanged(number: str, source: str, status: str, name: str | None) -> PlannedAction:
+    """The action of a settled recipient, as ``UnchangedGroup`` builds it when it is read."""
+    return PlannedAction(Action.UNCHANGED, number, None, None, None, source, status, name=name)
+
+
+Group = list[PlannedAction] | UnchangedGroup[PlannedAction]
+
+
+def _groups() -> dict[Action, Group]:
+    return {a: UnchangedGroup(_unchanged) if a == Action.UNCHANGED else [] for a in Action}
+
+
 @dataclass(frozen=True, slots=True)
 class Duplicate:
     number: str
@@ -93,7 +109,8 @@ class Plan:
     """The actions, grouped, with what the reader of a plan needs to judge it."""
 
     campaign: str
-    groups: dict[Action, list[PlannedAction]] = field(default_factory=lambda: {a: [] for a in Action})
+    # Unchanged actions are an ``UnchangedGroup``: built only when read (a warm plan only counts them).
+    groups: dict[Action, Group] = field(default_factory=_groups)
     pages_per_fax: int | None = 0
     unknown_page_documents: int = 0
     duplicates: int = 0
@@ -113,7 +130,7 @@ class Plan:
 
     @property
     def to_submit(self) -> list[PlannedAction]:
-        return self.groups[Action.SEND] + self.groups[Action.RETRY]
+        return [*self.groups[Action.SEND], *self.groups[Action.RETRY]]
 
     @property
     def has_changes(self) -> bool:
@@ -181,8 +198,11 @@ def make_plan(
     plan.currency = rules.currency
     plan.names = names
     groups = plan.groups
-    unchanged = groups[Action.UNCHANGED]
-    first_source: dict[str, str] = {}
+    unchanged: UnchangedGroup[PlannedAction] = UnchangedGroup(_unchanged)
+    groups[Action.UNCHANGED] = unchanged
+    # number -> where it was first read: a source, or a row of a columnar chunk (see ``_Sources``)
+    first_source: dict[str, str | int] = {}
+    sources = _Sources()
     get_summary = state.get
     due_counts: Counter[tuple[tuple[str, ...], datetime]] = Counter()
     prices = _Prices(rules.per_page, pages_per_fax or 0)
@@ -195,7 +215,7 @@ def make_plan(
         if number in first_source:
             plan.duplicates += 1
             if len(plan.duplicate_samples) < _DUPLICATE_SAMPLES:
-                plan.duplicate_samples.append(Duplicate(number, source, first_source[number]))
+                plan.duplicate_samples.append(Duplicate(number, source, sources.of(first_source[number])))
             return True
         first_source[number] = source
         return False
@@ -250,8 +270,42 @@ def make_plan(
             planned.name = candidate.name
         groups[planned.action].append(planned)
 
+    def columnar(chunk: Chunk) -> bool:
+        """Decide a chunk column by column: its unchanged rows become a ``Run`` (no per-row Python), the
+        others are placed one by one. False, with nothing decided, when the chunk needs the row-by-row
+        path: a number repeated (within the chunk or from earlier rows) or one suppressed or forced."""
+        numbers, lines, label = chunk.numbers, chunk.lines, chunk.label
+        distinct = set(numbers)
+        distinct.discard("")  # rows whose number is invalid: skipped, never a duplicate
+        invalid = numbers.count("")
+        if len(distinct) != len(numbers) - invalid or not distinct.isdisjoint(first_source):
+            return False
+        if exempt and not distinct.isdisjoint(exempt):
+            return False
+        # C-level passes: each row's summary (or _ABSENT), its status text, the settled status it shows.
+        summaries = list(map(get_summary, numbers, repeat(_ABSENT)))
+        statuses = list(map(_SETTLED_TEXT.get, map(_STATUS_TEXT, summaries)))
+        base = sources.add(label, lines)
+        first_source.update(zip(numbers, range(base, base + len(numbers))))
+        if invalid:
+            del first_source[""]
+        todo = list(compress(range(len(numbers)), map(not_, statuses)))  # rows that are not unchanged
+        kept = range(len(numbers)) if not todo else list(compress(range(len(numbers)), statuses))
+        row_names = chunk.names() if names else None
+        unchanged.add_run(Run(label, lines, numbers, statuses, row_names, kept))
+        for i in todo:
+            number = numbers[i]
+            if not number:
+                place(chunk.invalid(i), None)
+                continue
+            summary = summaries[i]
+            place(chunk.recipient(i, label + str(lines[i])), None if summary is _ABSENT else summary)
+        return True
+
     for candidate in candidates:
         if isinstance(candidate, Chunk):
+            if columnar(candidate):
+                continue
             numbers, lines, label = candidate.numbers, candidate.lines, candidate.label
             for i, number in enumerate(numbers):
                 if not number:
@@ -290,6 +344,38 @@ def make_plan(
 
 
 _SETTLED = {Status.QUEUED: "queued", Status.SENDING: "sending", Status.DELIVERED: "delivered"}
+# The same by the status's text: a ``Status`` member hashes in Python, its ``_value_`` (a str) in C.
+_SETTLED_TEXT: dict[str, str] = {str(status): text for status, text in _SETTLED.items()}
+_STATUS_TEXT = attrgetter("status._value_")
+_ABSENT = Summary(Status.NOT_SENT, 0)  # "no record" in a column of summaries (None has no status)
+
+
+class _Sources:
+    """Where rows of columnar chunks were read, by a running row number (a million source strings
+    built only to name the first row of a rare duplicate cost more than the plan's decisions)."""
+
+    def __init__(self) -> None:
+        self._bases: list[int] = []
+        self._chunks: list[tuple[str, Sequence[int]]] = []
+        self._next = 0
+
+    def add(self, label: str, lines: Sequence[int]) -> int:
+        """Register a chunk's rows; returns the running number of its first row."""
+        base = self._next
+        self._bases.append(base)
+        self._chunks.append((label, lines))
+        self._next += len(lines)
+        return base
+
+    def of(self, where: str | int) -> str:
+        """The source of a row: ``where`` is a source already, or a running row number."""
+        if isinstance(where, str):
+            return where
+        k = bisect_right(self._bases, where) - 1
+        label, lines = self._chunks[k]
+        return label + str(lines[where - self._bases[k]])
+
+
 _CAMPAIGN_STOPS = frozenset({FailureClass.DOCUMENT, FailureClass.ACCOUNT})
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
