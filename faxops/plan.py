@@ -8,8 +8,8 @@ it is executing exactly the plan that was reviewed.
 from __future__ import annotations
 
 import enum
-from collections import Counter
 from bisect import bisect_right
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -286,7 +286,7 @@ def make_plan(
         summaries = list(map(get_summary, numbers, repeat(_ABSENT)))
         statuses = list(map(_SETTLED_TEXT.get, map(_STATUS_TEXT, summaries)))
         base = sources.add(label, lines)
-        first_source.update(zip(numbers, range(base, base + len(numbers))))
+        first_source.update(zip(numbers, range(base, base + len(numbers)), strict=True))
         if invalid:
             del first_source[""]
         todo = list(compress(range(len(numbers)), map(not_, statuses)))  # rows that are not unchanged

@@ -14,9 +14,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
-from typing import Generic, TypeVar, overload
+from typing import Generic, Protocol, TypeVar, overload
 
-_T = TypeVar("_T")
+
+class _Action(Protocol):
+    """What ``UnchangedGroup.entries`` reads of an action appended one by one."""
+
+    @property
+    def number(self) -> str: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def name(self) -> str | None: ...
+
+
+_T = TypeVar("_T", bound=_Action)
 
 # number, source, recorded status, name -> the action (``plan.py`` passes the builder: no import cycle).
 Build = Callable[[str, str, str, "str | None"], _T]
@@ -71,6 +83,19 @@ class UnchangedGroup(Sequence[_T], Generic[_T]):
                 status = statuses[i]
                 assert status is not None  # a run holds settled rows only
                 yield build(numbers[i], label + str(lines[i]), status, names[i] if names is not None else None)
+
+    def entries(self) -> Iterator[tuple[str, str | None, str | None]]:
+        """(number, source, name) of each action, in order, without building the actions (a report
+        needs only these of a million unchanged recipients)."""
+        for part in self._parts:
+            if isinstance(part, list):
+                yield from ((a.number, a.source, a.name) for a in part)
+                continue
+            label, lines, numbers, names = part.label, part.lines, part.numbers, part.names
+            if names is None:
+                yield from ((numbers[i], label + str(lines[i]), None) for i in part.rows)
+            else:
+                yield from ((numbers[i], label + str(lines[i]), names[i]) for i in part.rows)
 
     @overload
     def __getitem__(self, index: int) -> _T: ...
