@@ -66,6 +66,55 @@ def test_csv_in_pieces_is_the_whole_csv(mask: bool) -> None:
     assert b"".join(iter_csv(report, mask=mask, rows_per_chunk=2)).decode() == out.getvalue()
 
 
+def _odd_report() -> Report:
+    """Rows whose cells need ``_cell`` in some columns of some chunks only (the CSV is made by column)."""
+    report = Report("c", "sandbox", "2030-01-01T00:00:00.000Z")
+    odd: list[dict[str, object]] = [
+        {"name": "-2+3", "pages": -1, "job_ids": [7, "J"]},
+        {"number": "12 34", "reason": "@SUM(A1)", "attempts": 0},
+        {"name": "\tTab", "provider_status": "+ok", "updated": "=NOW()"},
+        {"number": "+4930****5678", "job_ids": ["-1"], "failure": "\rx"},
+        {"pages": 1.5, "first_submitted": "", "source": "+1"},
+        {},
+        {"name": "plain", "job_ids": [], "pages": 0},
+    ]
+    for i in range(24):
+        values: dict[str, object] = {
+            "number": f"+4930{1000000 + i}",
+            "name": None,
+            "status": "delivered",
+            "failure": None,
+            "provider_status": None,
+            "reason": None,
+            "attempts": 1,
+            "job_ids": [f"J{i}"],
+            "pages": None,
+            "first_submitted": None,
+            "updated": None,
+            "source": f"list.csv:{i + 2}",
+        }
+        values.update(odd[i % len(odd)] if i % 3 else {})
+        report.rows.append(ReportRow(**values))  # type: ignore[arg-type]
+    return report
+
+
+@pytest.mark.parametrize("mask", [False, True])
+@pytest.mark.parametrize("chunk", [1, 4, 10_000])
+def test_csv_by_column_is_the_csv_cell_by_cell(mask: bool, chunk: int) -> None:
+    report = _odd_report()
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in report.rows:
+        shown = masked(row) if mask else row
+        writer.writerow([_cell(shown.get(c)) for c in CSV_COLUMNS])
+    got = b"".join(iter_csv(report, mask=mask, rows_per_chunk=chunk)).decode()
+    assert got == out.getvalue()
+    assert "'-2+3" in got
+    assert "'=NOW()" in got
+    assert ",-1," not in got  # a negative count is quoted like any formula
+
+
 def test_report_on_stdout_is_one_document(make_campaign: Make, cli: Cli) -> None:
     camp = make_campaign()
     assert cli("apply", camp.manifest, "--auto-approve").code == 0
