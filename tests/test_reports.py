@@ -70,6 +70,12 @@ def test_file_reports_json_csv_html(make_campaign: Make, cli: Cli) -> None:
     assert by_number["+49309999999"]["reason"] == "suppressed: asked to stop 2026-10-01"
     assert by_number["+33142685300"]["provider_status"] == "BUSY"
     assert by_number["+493012345678"]["job_ids"]
+    # A delivered recipient is unchanged in the report's plan: its name and row come from the plan's columns.
+    assert (by_number["+493012345678"]["name"], by_number["+493012345678"]["source"]) == (
+        "Kanzlei Berger",
+        "recipients.csv:2",
+    )
+    assert by_number["+49309999999"]["name"] == "Opted Out AG"
 
     with (camp.root / "out" / "report.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
