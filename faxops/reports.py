@@ -27,8 +27,8 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from itertools import repeat
-from operator import attrgetter, methodcaller
+from itertools import compress, repeat
+from operator import attrgetter, itemgetter, methodcaller
 from pathlib import Path
 from typing import Any
 
@@ -325,6 +325,8 @@ _GET = {c: attrgetter(c) for c in CSV_COLUMNS}
 _TEXT_TYPES = {str, type(None)}
 _COUNT_TYPES = {int, type(None)}
 _starts_like_a_formula = methodcaller("startswith", _FORMULA_START)
+_starts_with_plus = methodcaller("startswith", "+")
+_TAIL = itemgetter(slice(1, None))
 
 
 def _csv_column(values: list[Any]) -> list[Any]:
@@ -336,8 +338,12 @@ def _csv_column(values: list[Any]) -> list[Any]:
     if kinds == {list}:
         values = list(map(" ".join, map(map, repeat(str), values)))
         kinds = {str}
-    if kinds <= _TEXT_TYPES and not any(map(_starts_like_a_formula, filter(None, values))):
-        return values
+    if kinds <= _TEXT_TYPES:
+        texts = list(filter(None, values))
+        flagged = list(compress(texts, map(_starts_like_a_formula, texts)))
+        # The number column: every cell starts with '+', and '+' and digits are left as they are.
+        if not flagged or (all(map(_starts_with_plus, flagged)) and all(map(str.isdigit, map(_TAIL, flagged)))):
+            return values
     if kinds <= _COUNT_TYPES and min(filter(None, values), default=0) >= 0:
         return values
     return list(map(_cell, values))
