@@ -8,9 +8,8 @@ it is executing exactly the plan that was reviewed.
 from __future__ import annotations
 
 import enum
-from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import compress, repeat
@@ -24,7 +23,7 @@ from faxops.bulk import bulk
 from faxops.chunks import Chunk
 from faxops.clock import iso, parse_iso
 from faxops.domain import FailureClass, Invalid, Recipient, Status, classify
-from faxops.plan_groups import Run, UnchangedGroup
+from faxops.plan_groups import RowSources, Run, UnchangedGroup
 from faxops.schedule import Estimate, RetryPolicy, Schedule, estimate
 from faxops.state.records import Summary
 
@@ -200,9 +199,9 @@ def make_plan(
     groups = plan.groups
     unchanged: UnchangedGroup[PlannedAction] = UnchangedGroup(_unchanged)
     groups[Action.UNCHANGED] = unchanged
-    # number -> where it was first read: a source, or a row of a columnar chunk (see ``_Sources``)
+    # number -> where it was first read: a source, or a row of a columnar chunk (see ``RowSources``)
     first_source: dict[str, str | int] = {}
-    sources = _Sources()
+    sources = RowSources()
     get_summary = state.get
     due_counts: Counter[tuple[tuple[str, ...], datetime]] = Counter()
     prices = _Prices(rules.per_page, pages_per_fax or 0)
@@ -348,32 +347,6 @@ _SETTLED = {Status.QUEUED: "queued", Status.SENDING: "sending", Status.DELIVERED
 _SETTLED_TEXT: dict[str, str] = {str(status): text for status, text in _SETTLED.items()}
 _STATUS_TEXT = attrgetter("status._value_")
 _ABSENT = Summary(Status.NOT_SENT, 0)  # "no record" in a column of summaries (None has no status)
-
-
-class _Sources:
-    """Where rows of columnar chunks were read, by a running row number (a million source strings
-    built only to name the first row of a rare duplicate cost more than the plan's decisions)."""
-
-    def __init__(self) -> None:
-        self._bases: list[int] = []
-        self._chunks: list[tuple[str, Sequence[int]]] = []
-        self._next = 0
-
-    def add(self, label: str, lines: Sequence[int]) -> int:
-        """Register a chunk's rows; returns the running number of its first row."""
-        base = self._next
-        self._bases.append(base)
-        self._chunks.append((label, lines))
-        self._next += len(lines)
-        return base
-
-    def of(self, where: str | int) -> str:
-        """The source of a row: ``where`` is a source already, or a running row number."""
-        if isinstance(where, str):
-            return where
-        k = bisect_right(self._bases, where) - 1
-        label, lines = self._chunks[k]
-        return label + str(lines[where - self._bases[k]])
 
 
 _CAMPAIGN_STOPS = frozenset({FailureClass.DOCUMENT, FailureClass.ACCOUNT})

@@ -11,6 +11,7 @@ the markdown comment, a report.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -122,3 +123,29 @@ class UnchangedGroup(Sequence[_T], Generic[_T]):
 
     def __repr__(self) -> str:
         return f"UnchangedGroup({len(self)} actions)"
+
+
+class RowSources:
+    """Where rows of columnar chunks were read, by a running row number (a million source strings
+    built only to name the first row of a rare duplicate cost more than the plan's decisions)."""
+
+    def __init__(self) -> None:
+        self._bases: list[int] = []
+        self._chunks: list[tuple[str, Sequence[int]]] = []
+        self._next = 0
+
+    def add(self, label: str, lines: Sequence[int]) -> int:
+        """Register a chunk's rows; returns the running number of its first row."""
+        base = self._next
+        self._bases.append(base)
+        self._chunks.append((label, lines))
+        self._next += len(lines)
+        return base
+
+    def of(self, where: str | int) -> str:
+        """The source of a row: ``where`` is a source already, or a running row number."""
+        if isinstance(where, str):
+            return where
+        k = bisect_right(self._bases, where) - 1
+        label, lines = self._chunks[k]
+        return label + str(lines[where - self._bases[k]])
