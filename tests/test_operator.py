@@ -211,7 +211,13 @@ def test_ctrl_c_at_the_confirmation_prompt_exits_at_once(
 
     monkeypatch.setattr(Output, "interactive", property(lambda self: True))
     monkeypatch.setattr(Output, "confirm", confirm)
-    result = cli("apply", camp.manifest)
+    # A shell without job control starts background jobs (a CI runner's) with SIGINT ignored, and Python
+    # then keeps it ignored: give the test the handler an operator's terminal session has.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        result = cli("apply", camp.manifest)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert result.code == 130
     assert reached == []
     assert "finishing the faxes in flight" not in result.err
