@@ -106,7 +106,7 @@ def provider(
     sim = SimProcess(kind) if kind != "sandbox" else None
     if sim is not None:
         # Every API call takes a little while, so that kills land in the middle of requests.
-        sim.control("faults", {"kind": "latency", "delay": 0.015, "times": 1_000_000})
+        sim.control("faults", {"kind": "latency", "delay": 0.05, "times": 1_000_000})
     yield kind, sim
     if sim is not None:
         sim.stop()
@@ -147,7 +147,7 @@ def test_kill_9_never_duplicates_or_loses_a_job(
     kind, sim = provider
     seed = int(os.environ.get("FAXOPS_CHAOS_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    total = KILLS * 16
+    total = KILLS * 30  # enough that a quiet machine cannot finish the campaign between kills
     write_pdf(tmp_path / "letter.pdf", 1)
     write_csv(tmp_path / "recipients.csv", [(f"+4930{2000000 + i}", f"R{i}") for i in range(total)])
     (tmp_path / "campaign.yaml").write_text(

@@ -132,7 +132,7 @@ def test_kill_9_on_postgres_never_duplicates_or_loses_a_job(
     manifest = tmp_path / "campaign.yaml"
     manifest.write_text(
         "campaign: {name: chaos}\n"
-        "provider: {type: sandbox, latency: 15ms}\n"
+        "provider: {type: sandbox, latency: 50ms}\n"  # batches of 3: slow enough for kills to land mid-run
         "documents: [letter.pdf]\n"
         "recipients: {files: [{path: recipients.csv, columns: {number: fax, name: company}}]}\n"
         "schedule: {concurrency: 2, batch_size: 3}\n"
