@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from faxops import state as state_module
 from faxops.domain import Receipt, Status, StatusUpdate
 from faxops.errors import StateError
 from faxops.state import LocalStore, StatePaths, StateStore, events, open_store
+from faxops.state import local as state_module  # where LocalWriter finds fold
 from faxops.state.lockfile import read_header
 from tests.conftest import CampaignDir, Result
 
