@@ -2,172 +2,57 @@
 
 ``make_plan`` consumes a stream (it never needs the whole list as rows), keeps what the plan itself
 must hold, and is deterministic for the same inputs, which is what lets ``apply PLANFILE`` check that
-it is executing exactly the plan that was reviewed.
+it is executing exactly the plan that was reviewed. The plan's types live in ``faxops.plan_model``
+and are re-exported here, where every caller imports them from.
 """
 
 from __future__ import annotations
 
-import enum
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import compress, repeat
 from operator import attrgetter, not_
-from typing import Any
 
 import phonenumbers
 
-from faxops import clock
 from faxops.bulk import bulk
 from faxops.chunks import Chunk
 from faxops.clock import iso, parse_iso
 from faxops.domain import FailureClass, Invalid, Recipient, Status, classify
 from faxops.plan_groups import RowSources, Run, UnchangedGroup
-from faxops.schedule import Estimate, RetryPolicy, Schedule, estimate
+from faxops.plan_model import (
+    PLAN_FORMAT_VERSION,
+    Action,
+    Duplicate,
+    Group,
+    Guards,
+    Plan,
+    PlannedAction,
+    Rules,
+    _unchanged,
+    guard_problems,
+    plan_json,
+)
+from faxops.schedule import estimate
 from faxops.state.records import Summary
 
-PLAN_FORMAT_VERSION = 1
+__all__ = [
+    "PLAN_FORMAT_VERSION",
+    "Action",
+    "Duplicate",
+    "Group",
+    "Guards",
+    "Plan",
+    "PlannedAction",
+    "Rules",
+    "guard_problems",
+    "make_plan",
+    "plan_json",
+    "price_per_page",
+]
+
 _DUPLICATE_SAMPLES = 1000
-
-
-class Action(enum.StrEnum):
-    SEND = "send"
-    RETRY = "retry"
-    UNKNOWN = "unknown"
-    DEFER = "deferred"
-    UNCHANGED = "unchanged"
-    SKIP = "skip"
-
-    @property
-    def symbol(self) -> str:
-        return _SYMBOLS[self]
-
-
-_SYMBOLS = {
-    Action.SEND: "+",
-    Action.RETRY: "~",
-    Action.UNKNOWN: "?",
-    Action.DEFER: "…",
-    Action.UNCHANGED: "=",
-    Action.SKIP: "!",
-}
-
-
-@dataclass(slots=True)  # not frozen: one per recipient, and frozen dataclasses are 4x slower to build
-class PlannedAction:
-    """What will happen to one recipient, and why."""
-
-    action: Action
-    number: str  # E.164, or the text as written for an invalid number
-    recipient: Recipient | None = None  # for send and retry
-    attempt: int | None = None  # the attempt a send/retry will be
-    reason: str | None = None
-    source: str | None = None
-    status: str | None = None  # the recorded status, where there is one
-    reference: str | None = None  # of an attempt whose outcome is unknown
-    due: datetime | None = None  # when a deferred recipient becomes due
-    zone: str | None = None  # the recipient's time zone(s), where windows apply
-    forced: str | None = None  # ``apply --resend`` reason
-    name: str | None = None  # the recipient's name, kept only for reports (``make_plan(names=True)``)
-
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"action": str(self.action), "number": self.number}
-        if self.recipient is not None and self.recipient.name:
-            out["name"] = self.recipient.name
-        for key in ("attempt", "status", "reason", "source", "reference", "zone", "forced"):
-            value = getattr(self, key)
-            if value is not None:
-                out[key] = value
-        if self.due is not None:
-            out["due"] = iso(self.due)
-        return out
-
-
-def _unchanged(number: str, source: str, status: str, name: str | None) -> PlannedAction:
-    """The action of a settled recipient, as ``UnchangedGroup`` builds it when it is read."""
-    return PlannedAction(Action.UNCHANGED, number, None, None, None, source, status, name=name)
-
-
-Group = list[PlannedAction] | UnchangedGroup[PlannedAction]
-
-
-def _groups() -> dict[Action, Group]:
-    return {a: UnchangedGroup(_unchanged) if a == Action.UNCHANGED else [] for a in Action}
-
-
-@dataclass(frozen=True, slots=True)
-class Duplicate:
-    number: str
-    source: str
-    first_source: str
-
-
-@dataclass
-class Plan:
-    """The actions, grouped, with what the reader of a plan needs to judge it."""
-
-    campaign: str
-    # Unchanged actions are an ``UnchangedGroup``: built only when read (a warm plan only counts them).
-    groups: dict[Action, Group] = field(default_factory=_groups)
-    pages_per_fax: int | None = 0
-    unknown_page_documents: int = 0
-    duplicates: int = 0
-    duplicate_samples: list[Duplicate] = field(default_factory=list)
-    not_in_manifest: int = 0  # recorded numbers the manifest no longer lists (left alone)
-    now: datetime | None = None
-    expired: list[str] = field(default_factory=list)  # never-sent numbers past the campaign's expiry
-    cost: float = 0.0  # estimated cost of this run's sends
-    cost_all: float = 0.0  # ... and of every recipient still to send (deferred included)
-    currency: str | None = None
-    estimate: Estimate | None = None
-    campaign_stop: str | None = None  # a failure that is not the recipient's (document, account)
-    names: bool = False  # every action carries its recipient's name (a report's plan)
-
-    def count(self, action: Action) -> int:
-        return len(self.groups[action])
-
-    @property
-    def to_submit(self) -> list[PlannedAction]:
-        return [*self.groups[Action.SEND], *self.groups[Action.RETRY]]
-
-    @property
-    def has_changes(self) -> bool:
-        return bool(self.groups[Action.SEND] or self.groups[Action.RETRY] or self.groups[Action.UNKNOWN])
-
-    @property
-    def pages(self) -> int:
-        return (self.pages_per_fax or 0) * (self.count(Action.SEND) + self.count(Action.RETRY))
-
-    def summary(self) -> dict[str, int]:
-        return {
-            "send": self.count(Action.SEND),
-            "retry": self.count(Action.RETRY),
-            "unknown": self.count(Action.UNKNOWN),
-            "unchanged": self.count(Action.UNCHANGED),
-            "skip": self.count(Action.SKIP),
-            "deferred": self.count(Action.DEFER),
-            "pages": self.pages,
-            "duplicates": self.duplicates,
-        }
-
-    def submit_key(self) -> list[tuple[str, str, int | None]]:
-        """What ``apply`` of a saved plan must reproduce exactly."""
-        return [(str(a.action), a.number, a.attempt) for a in self.to_submit]
-
-
-@dataclass(frozen=True)
-class Rules:
-    """Everything besides the recipients and the state that decides a plan."""
-
-    now: datetime = field(default_factory=clock.now)
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    schedule: Schedule = field(default_factory=Schedule)
-    resend: Mapping[str, str] = field(default_factory=dict)  # number -> why (``apply --resend``)
-    per_page: Mapping[str, float] = field(default_factory=dict)  # region (or '*') -> price
-    currency: str | None = None
-    per_minute: float | None = None  # the pace, for the duration estimate
-    provider_side: bool = False  # hand deferred recipients over now, with their start time
 
 
 @bulk
@@ -189,91 +74,130 @@ def make_plan(
 
     A ``Chunk`` (rows of a file, resolved) is decided column by column: a row recorded as settled
     becomes its ``unchanged`` action without a ``Recipient`` ever being built for it."""
-    suppressed = suppressed or {}
     rules = rules or Rules()
-    now = rules.now
-    schedule = rules.schedule
-    plan = Plan(campaign, pages_per_fax=pages_per_fax, unknown_page_documents=unknown_page_documents, now=now)
+    plan = Plan(campaign, pages_per_fax=pages_per_fax, unknown_page_documents=unknown_page_documents, now=rules.now)
     plan.currency = rules.currency
     plan.names = names
-    groups = plan.groups
-    unchanged: UnchangedGroup[PlannedAction] = UnchangedGroup(_unchanged)
-    groups[Action.UNCHANGED] = unchanged
-    # number -> where it was first read: a source, or a row of a columnar chunk (see ``RowSources``)
-    first_source: dict[str, str | int] = {}
-    sources = RowSources()
-    get_summary = state.get
-    due_counts: Counter[tuple[tuple[str, ...], datetime]] = Counter()
-    prices = _Prices(rules.per_page, pages_per_fax or 0)
-    expired = schedule.expired(now)
-    # A settled recipient that is neither suppressed nor forced is unchanged: the common case of a large
-    # warm plan, kept to a few dictionary look-ups (``_decide`` would say the same, slower).
-    exempt = suppressed.keys() | rules.resend.keys()
+    planner = _Planner(plan, state, suppressed or {}, rules)
+    for candidate in candidates:
+        if isinstance(candidate, Chunk):
+            if not planner.columnar(candidate):
+                planner.rows(candidate)
+        elif isinstance(candidate, Invalid):
+            planner.place(candidate, None)
+        else:
+            planner.one(candidate)
+    planner.finish()
+    return plan
 
-    def duplicate(number: str, source: str) -> bool:
+
+class _Planner:
+    """One run of ``make_plan``: what it keeps while it reads the candidates once, and its phases.
+
+    The phases are methods rather than closures only to keep each one readable; they run once per row,
+    so the hot ones copy what they use into locals."""
+
+    def __init__(self, plan: Plan, state: Mapping[str, Summary], suppressed: Mapping[str, str], rules: Rules) -> None:
+        self.plan = plan
+        self.state = state
+        self.suppressed = suppressed
+        self.rules = rules
+        self.names = plan.names
+        self.now = rules.now
+        self.schedule = rules.schedule
+        self.groups = plan.groups
+        self.unchanged: UnchangedGroup[PlannedAction] = UnchangedGroup(_unchanged)
+        self.groups[Action.UNCHANGED] = self.unchanged
+        # number -> where it was first read: a source, or a row of a columnar chunk (see ``RowSources``)
+        self.first_source: dict[str, str | int] = {}
+        self.sources = RowSources()
+        self.get_summary = state.get
+        self.due_counts: Counter[tuple[tuple[str, ...], datetime]] = Counter()
+        self.prices = _Prices(rules.per_page, plan.pages_per_fax or 0)
+        self.expired = self.schedule.expired(self.now)
+        # A settled recipient that is neither suppressed nor forced is unchanged: the common case of a large
+        # warm plan, kept to a few dictionary look-ups (``_decide`` would say the same, slower).
+        self.exempt = suppressed.keys() | rules.resend.keys()
+
+    def duplicate(self, number: str, source: str) -> bool:
+        """Count a number read before (keeping a sample of where); otherwise remember where it was read."""
+        first_source = self.first_source
         if number in first_source:
+            plan = self.plan
             plan.duplicates += 1
             if len(plan.duplicate_samples) < _DUPLICATE_SAMPLES:
-                plan.duplicate_samples.append(Duplicate(number, source, sources.of(first_source[number])))
+                plan.duplicate_samples.append(Duplicate(number, source, self.sources.of(first_source[number])))
             return True
         first_source[number] = source
         return False
 
-    def place(candidate: Recipient | Invalid, summary: Summary | None) -> None:
+    def place(self, candidate: Recipient | Invalid, summary: Summary | None) -> None:
+        """Decide one recipient that is not simply unchanged, then apply the schedule to a send or retry."""
         if isinstance(candidate, Invalid):
-            groups[Action.SKIP].append(
+            self.groups[Action.SKIP].append(
                 PlannedAction(
                     Action.SKIP, candidate.raw, reason=f"invalid number: {candidate.reason}", source=candidate.source
                 )
             )
             return
         number = candidate.number
-        planned, earliest = _decide(candidate, summary, suppressed.get(number), rules)
+        planned, earliest = _decide(candidate, summary, self.suppressed.get(number), self.rules)
         if planned.action in (Action.SEND, Action.RETRY):
+            plan = self.plan
             if summary is not None and summary.failure in _CAMPAIGN_STOPS and plan.campaign_stop is None:
                 plan.campaign_stop = f"{summary.failure}: {summary.reason or 'refused'} ({number})"
-            if expired:
-                assert schedule.expire_at is not None
-                planned = PlannedAction(
-                    Action.SKIP,
-                    number,
-                    source=planned.source,
-                    status=str(Status.EXPIRED),
-                    reason=f"campaign expired at {iso(schedule.expire_at)}: never sent late",
-                )
-                if summary is None or summary.status != Status.EXPIRED:
-                    plan.expired.append(number)  # recorded once, not on every later run
-            else:
-                zones = schedule.zones(number)
-                due = schedule.due(zones, max(now, earliest or now))
-                if due is None:
-                    planned = PlannedAction(
-                        Action.SKIP,
-                        number,
-                        source=planned.source,
-                        status=planned.status,
-                        reason="no send window opens before the campaign expires",
-                    )
-                else:
-                    due_counts[(zones, due)] += 1
-                    plan.cost_all += prices.of(number)
-                    if schedule.restricts_time:
-                        planned.zone = ", ".join(zones)
-                    if due > now and not rules.provider_side:
-                        planned.action = Action.DEFER
-                        planned.due = due
-                    else:
-                        planned.due = due if due > now else None  # a provider-side start time
-                        plan.cost += prices.of(number)
-        if names:
+            planned = self._expire(planned, summary) if self.expired else self._schedule(planned, earliest)
+        if self.names:
             planned.name = candidate.name
-        groups[planned.action].append(planned)
+        self.groups[planned.action].append(planned)
 
-    def columnar(chunk: Chunk) -> bool:
+    def _expire(self, planned: PlannedAction, summary: Summary | None) -> PlannedAction:
+        """A send or retry after the campaign's expiry: skipped, never sent late."""
+        expire_at = self.schedule.expire_at
+        assert expire_at is not None
+        number = planned.number
+        skipped = PlannedAction(
+            Action.SKIP,
+            number,
+            source=planned.source,
+            status=str(Status.EXPIRED),
+            reason=f"campaign expired at {iso(expire_at)}: never sent late",
+        )
+        if summary is None or summary.status != Status.EXPIRED:
+            self.plan.expired.append(number)  # recorded once, not on every later run
+        return skipped
+
+    def _schedule(self, planned: PlannedAction, earliest: datetime | None) -> PlannedAction:
+        """When a send or retry is due (its send window, its retry gap): now, deferred, or never."""
+        now, schedule, number, plan = self.now, self.schedule, planned.number, self.plan
+        zones = schedule.zones(number)
+        due = schedule.due(zones, max(now, earliest or now))
+        if due is None:
+            return PlannedAction(
+                Action.SKIP,
+                number,
+                source=planned.source,
+                status=planned.status,
+                reason="no send window opens before the campaign expires",
+            )
+        self.due_counts[(zones, due)] += 1
+        plan.cost_all += self.prices.of(number)
+        if schedule.restricts_time:
+            planned.zone = ", ".join(zones)
+        if due > now and not self.rules.provider_side:
+            planned.action = Action.DEFER
+            planned.due = due
+        else:
+            planned.due = due if due > now else None  # a provider-side start time
+            plan.cost += self.prices.of(number)
+        return planned
+
+    def columnar(self, chunk: Chunk) -> bool:
         """Decide a chunk column by column: its unchanged rows become a ``Run`` (no per-row Python), the
         others are placed one by one. False, with nothing decided, when the chunk needs the row-by-row
         path: a number repeated (within the chunk or from earlier rows) or one suppressed or forced."""
         numbers, lines, label = chunk.numbers, chunk.lines, chunk.label
+        first_source, exempt = self.first_source, self.exempt
         distinct = set(numbers)
         distinct.discard("")  # rows whose number is invalid: skipped, never a duplicate
         invalid = numbers.count("")
@@ -282,16 +206,17 @@ def make_plan(
         if exempt and not distinct.isdisjoint(exempt):
             return False
         # C-level passes: each row's summary (or _ABSENT), its status text, the settled status it shows.
-        summaries = list(map(get_summary, numbers, repeat(_ABSENT)))
+        summaries = list(map(self.get_summary, numbers, repeat(_ABSENT)))
         statuses = list(map(_SETTLED_TEXT.get, map(_STATUS_TEXT, summaries)))
-        base = sources.add(label, lines)
+        base = self.sources.add(label, lines)
         first_source.update(zip(numbers, range(base, base + len(numbers)), strict=True))
         if invalid:
             del first_source[""]
         todo = list(compress(range(len(numbers)), map(not_, statuses)))  # rows that are not unchanged
         kept = range(len(numbers)) if not todo else list(compress(range(len(numbers)), statuses))
-        row_names = chunk.names() if names else None
-        unchanged.add_run(Run(label, lines, numbers, statuses, row_names, kept))
+        row_names = chunk.names() if self.names else None
+        self.unchanged.add_run(Run(label, lines, numbers, statuses, row_names, kept))
+        place = self.place
         for i in todo:
             number = numbers[i]
             if not number:
@@ -301,45 +226,46 @@ def make_plan(
             place(chunk.recipient(i, label + str(lines[i])), None if summary is _ABSENT else summary)
         return True
 
-    for candidate in candidates:
-        if isinstance(candidate, Chunk):
-            if columnar(candidate):
+    def rows(self, chunk: Chunk) -> None:
+        """Decide a chunk row by row (it repeats a number, or holds one suppressed or forced)."""
+        numbers, lines, label = chunk.numbers, chunk.lines, chunk.label
+        get_summary, exempt, place = self.get_summary, self.exempt, self.place
+        for i, number in enumerate(numbers):
+            if not number:
+                place(chunk.invalid(i), None)
                 continue
-            numbers, lines, label = candidate.numbers, candidate.lines, candidate.label
-            for i, number in enumerate(numbers):
-                if not number:
-                    place(candidate.invalid(i), None)
-                    continue
-                source = label + str(lines[i])
-                if duplicate(number, source):
-                    continue
-                summary = get_summary(number)
-                if summary is not None and summary.status in _SETTLED and number not in exempt:
-                    kept = PlannedAction(Action.UNCHANGED, number, None, None, None, source, _SETTLED[summary.status])
-                    if names:
-                        kept.name = candidate.name(i)
-                    unchanged.append(kept)
-                else:
-                    place(candidate.recipient(i, source), summary)
-            continue
-        if isinstance(candidate, Invalid):
-            place(candidate, None)
-            continue
+            source = label + str(lines[i])
+            if self.duplicate(number, source):
+                continue
+            summary = get_summary(number)
+            if summary is not None and summary.status in _SETTLED and number not in exempt:
+                kept = PlannedAction(Action.UNCHANGED, number, None, None, None, source, _SETTLED[summary.status])
+                if self.names:
+                    kept.name = chunk.name(i)
+                self.unchanged.append(kept)
+            else:
+                place(chunk.recipient(i, source), summary)
+
+    def one(self, candidate: Recipient) -> None:
+        """Decide one recipient given as such (not as a row of a chunk)."""
         number = candidate.number
-        if duplicate(number, candidate.source):
-            continue
-        summary = get_summary(number)
-        if summary is not None and summary.status in _SETTLED and number not in exempt:
+        if self.duplicate(number, candidate.source):
+            return
+        summary = self.get_summary(number)
+        if summary is not None and summary.status in _SETTLED and number not in self.exempt:
             kept = PlannedAction(Action.UNCHANGED, number, None, None, None, candidate.source, _SETTLED[summary.status])
-            kept.name = candidate.name if names else None
-            unchanged.append(kept)
+            kept.name = candidate.name if self.names else None
+            self.unchanged.append(kept)
         else:
-            place(candidate, summary)
-    # Counted by a C-level map over the state (a generator here was a tenth of a warm plan).
-    plan.not_in_manifest = len(state) - sum(map(first_source.__contains__, state))
-    if due_counts and (rules.per_minute or schedule.restricts_time or schedule.start_at):
-        plan.estimate = estimate(schedule, due_counts, now, rules.per_minute)
-    return plan
+            self.place(candidate, summary)
+
+    def finish(self) -> None:
+        """What is known only once every candidate is read: the numbers left out, the duration estimate."""
+        plan, state, rules, schedule = self.plan, self.state, self.rules, self.schedule
+        # Counted by a C-level map over the state (a generator here was a tenth of a warm plan).
+        plan.not_in_manifest = len(state) - sum(map(self.first_source.__contains__, state))
+        if self.due_counts and (rules.per_minute or schedule.restricts_time or schedule.start_at):
+            plan.estimate = estimate(schedule, self.due_counts, self.now, rules.per_minute)
 
 
 _SETTLED = {Status.QUEUED: "queued", Status.SENDING: "sending", Status.DELIVERED: "delivered"}
@@ -438,57 +364,6 @@ def _retry(recipient: Recipient, summary: Summary, reason: str, forced: str | No
         source=recipient.source,
         forced=forced,
     )
-
-
-@dataclass(frozen=True)
-class Guards:
-    """Budget guards: a run that would exceed one is refused before anything is sent."""
-
-    max_sends: int | None = None
-    max_pages: int | None = None
-    max_cost: float | None = None
-
-
-def guard_problems(plan: Plan, guards: Guards, *, include_deferred: bool = False) -> list[str]:
-    sends = len(plan.to_submit) + (plan.count(Action.DEFER) if include_deferred else 0)
-    pages = (plan.pages_per_fax or 0) * sends
-    cost = plan.cost_all if include_deferred else plan.cost
-    problems = []
-    if guards.max_sends is not None and sends > guards.max_sends:
-        problems.append(f"{sends} fax(es) to send, over the limit of {guards.max_sends} (max_sends)")
-    if guards.max_pages is not None and pages > guards.max_pages:
-        problems.append(f"{pages} page(s) to send, over the limit of {guards.max_pages} (max_pages)")
-    if guards.max_cost is not None and cost > guards.max_cost:
-        problems.append(
-            f"an estimated {cost:,.2f} {plan.currency or ''} to spend, over the limit of {guards.max_cost:,.2f} "
-            "(max_cost)".replace("  ", " ")
-        )
-    return problems
-
-
-def plan_json(plan: Plan, *, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The ``--json`` / saved-plan document."""
-    doc: dict[str, Any] = {
-        "format_version": PLAN_FORMAT_VERSION,
-        "campaign": plan.campaign,
-        "summary": plan.summary(),
-    }
-    if plan.now is not None:
-        doc["at"] = iso(plan.now)
-    if plan.currency and (plan.cost or plan.cost_all):
-        doc["cost"] = {"currency": plan.currency, "this_run": round(plan.cost, 2), "all": round(plan.cost_all, 2)}
-    if plan.estimate is not None:
-        doc["estimate"] = {
-            "finish": iso(plan.estimate.finish) if plan.estimate.finish else None,
-            "per_minute": plan.estimate.per_minute,
-            "unreachable": plan.estimate.unreachable,
-        }
-    if plan.campaign_stop:
-        doc["campaign_stop"] = plan.campaign_stop
-    if extra:
-        doc.update(extra)
-    doc["actions"] = [a.to_json() for action in Action for a in plan.groups[action]]
-    return doc
 
 
 def price_per_page(per_page: Mapping[str, float]) -> Callable[[str], float]:
