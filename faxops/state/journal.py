@@ -27,6 +27,7 @@ import orjson
 from faxops import clock, secrets
 from faxops.errors import JournalWriteError, StateError
 from faxops.state.files import fsync_dir
+from faxops.state.group_commit import GroupCommit
 from faxops.state.records import Event, event_numbers
 
 
@@ -73,7 +74,7 @@ def read_journal(path: Path) -> JournalContents | None:
     return JournalContents(lineage=lineage, events=events, torn_tail=torn)
 
 
-class Journal:
+class Journal(GroupCommit):
     """An open journal for appending. Thread-safe; ``append`` returns once the event is durable."""
 
     def __init__(self, path: Path, lineage: str, next_seq: int) -> None:
@@ -134,13 +135,7 @@ class Journal:
             self._queue.append(orjson.dumps(event) + b"\n")
             self._enqueued += 1
             ticket = self._enqueued
-            while self._durable < ticket:
-                if self._broken is not None:
-                    raise self._error()
-                if self._flushing:
-                    self._cond.wait()
-                    continue
-                self._flush_locked()
+            self._wait_durable(ticket)
             return seq
 
     def _flush_locked(self) -> None:

@@ -22,6 +22,7 @@ from faxops.clock import now_iso
 from faxops.errors import JournalWriteError, StateError, StateLockedError
 from faxops.state import RecordedState
 from faxops.state.events import check
+from faxops.state.group_commit import GroupCommit
 from faxops.state.lock import LockInfo, _user
 from faxops.state.lockfile import Header
 from faxops.state.pg_schema import LOCK_NAMESPACE, migrate
@@ -51,7 +52,7 @@ class _Lock:
         self.stale = stale
 
 
-class PostgresWriter(StateWriter):
+class PostgresWriter(StateWriter, GroupCommit):
     """The single writer of a campaign on PostgreSQL: holds the advisory lock and its connection."""
 
     def __init__(self, store: PostgresStore, operation: str, lock_timeout: float = 0.0) -> None:
@@ -159,13 +160,7 @@ class PostgresWriter(StateWriter):
             self._queue.append({"seq": seq, **event})
             self._enqueued += 1
             ticket = self._enqueued
-            while self._durable < ticket:
-                if self._broken is not None:
-                    raise self._error()
-                if self._flushing:
-                    self._cond.wait()
-                    continue
-                self._flush_locked()
+            self._wait_durable(ticket)
             return seq
 
     def record_with(self, events: list[Event], then: Callable[[Conn], None]) -> None:
