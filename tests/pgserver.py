@@ -6,9 +6,12 @@ when no server is installed, which ``.ci/run`` prevents by installing the ``post
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from ipaddress import IPv4Interface
 from pathlib import Path
 
 import pytest
@@ -18,19 +21,27 @@ from faxops.testing import pgserver
 _databases = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[pgserver.PgServer]:
+@contextlib.contextmanager
+def throwaway_server(networks: Sequence[IPv4Interface] = ()) -> Iterator[pgserver.PgServer]:
+    """A server in a new temporary directory (not under pytest's, which the server's user cannot
+    enter when the tests run as root), stopped and removed on exit."""
     if pgserver.bindir() is None:
         pytest.skip("no PostgreSQL server installed (apt-get install postgresql)")
     root = Path(tempfile.mkdtemp(prefix="faxops-pg-"))
-    server = pgserver.init(root, durable=False)
     try:
-        yield server
+        server = pgserver.init(root, durable=False, networks=networks)
+        try:
+            yield server
+        finally:
+            server.stop("immediate")
     finally:
-        server.stop("immediate")
-        import shutil
-
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[pgserver.PgServer]:
+    with throwaway_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -8,6 +8,9 @@ which then owns the data directory.
 
 ``python -m faxops.testing.pgserver DIR`` starts one that keeps running (``make postgres``) and prints
 its URL; ``--stop`` stops it.
+
+A server for tests may also listen on host ends of network links (``init(..., networks=...)``, see
+``faxops.testing.netns``), accepting password logins from those networks only.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ import shutil
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
+from ipaddress import IPv4Interface
 from pathlib import Path
 
 from faxops.errors import FaxopsError
@@ -71,13 +76,15 @@ class PgServer:
     password: str
     bin: Path
     durable: bool = True
+    listen: tuple[str, ...] = ("127.0.0.1",)
 
     @property
     def url(self) -> str:
         return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/postgres"
 
-    def database_url(self, database: str) -> str:
-        return f"postgresql://{USER}:{self.password}@127.0.0.1:{self.port}/{database}"
+    def database_url(self, database: str, host: str = "127.0.0.1") -> str:
+        """The URL of ``database``, reached at ``host`` (one of the addresses the server listens on)."""
+        return f"postgresql://{USER}:{self.password}@{host}:{self.port}/{database}"
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -87,7 +94,7 @@ class PgServer:
     def start(self, *, durable: bool = True) -> PgServer:
         """Start (or restart after ``stop``) the server; returns when it accepts connections."""
         self.durable = durable
-        options = f"-p {self.port} -k {self.root / 'sock'} -c listen_addresses=127.0.0.1"
+        options = f"-p {self.port} -k {self.root / 'sock'} -c listen_addresses={','.join(self.listen)}"
         if not durable:
             # Tests never survive an OS crash anyway; fsync off keeps them fast on a shared machine.
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -129,8 +136,10 @@ class PgServer:
         return self.database_url(name)
 
 
-def init(root: Path, *, durable: bool = True) -> PgServer:
-    """``initdb`` a new cluster under ``root`` (which must not hold one) and start it."""
+def init(root: Path, *, durable: bool = True, networks: Sequence[IPv4Interface] = ()) -> PgServer:
+    """``initdb`` a new cluster under ``root`` (which must not hold one) and start it. For each of
+    ``networks`` (a host address with its network, e.g. ``10.77.3.1/30``) it also listens on the address
+    and accepts password logins from that network; the host's own addresses stay loopback only."""
     binaries = bindir()
     if binaries is None:
         raise FaxopsError("no PostgreSQL server installed (Debian: apt-get install postgresql)")
@@ -143,7 +152,8 @@ def init(root: Path, *, durable: bool = True) -> PgServer:
     pwfile = root / "sock" / "pwfile"
     pwfile.write_text(password + "\n")
     _chown_to_server_user(pwfile)
-    server = PgServer(root, _free_port(), password, binaries)
+    listen = ("127.0.0.1", *(str(n.ip) for n in networks))
+    server = PgServer(root, _free_port(), password, binaries, listen=listen)
     result = server._run(
         str(binaries / "initdb"),
         "-D",
@@ -163,6 +173,9 @@ def init(root: Path, *, durable: bool = True) -> PgServer:
     pwfile.unlink()
     if result.returncode != 0:
         raise FaxopsError(f"initdb failed: {result.stderr.strip()}")
+    if networks:
+        with (root / "data" / "pg_hba.conf").open("a") as hba:  # appended: the loopback lines stay first
+            hba.writelines(f"host all {USER} {n.network} scram-sha-256\n" for n in networks)
     (root / "password").write_text(password)
     (root / "port").write_text(str(server.port))
     return server.start(durable=durable)
