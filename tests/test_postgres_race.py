@@ -36,6 +36,7 @@ from psycopg.rows import TupleRow
 from faxops.cli import main
 from faxops.testing import netns
 from tests.conftest import write_csv, write_pdf
+from tests.netns import namespaces_or_skip
 from tests.pgserver import throwaway_server
 
 ROUNDS = int(os.environ.get("FAXOPS_RACE_ROUNDS", "50"))
@@ -87,15 +88,6 @@ class Site:
     admin_url: str
 
 
-def _namespaces_or_skip() -> None:
-    reason = netns.unavailable()
-    if reason is None:
-        return
-    if os.environ.get("FAXOPS_REQUIRE_NETNS"):  # .ci/run runs as root: there the namespaces must be made
-        pytest.fail(f"FAXOPS_REQUIRE_NETNS is set but {reason}")
-    pytest.skip(reason)
-
-
 @contextlib.contextmanager
 def _namespace_site() -> Iterator[Site]:
     # A server of its own, started once the namespaces exist: it can listen only on addresses that do.
@@ -112,7 +104,7 @@ def _namespace_site() -> Iterator[Site]:
 @pytest.fixture(params=["network namespaces", "host names"])
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
     if request.param == "network namespaces":
-        _namespaces_or_skip()
+        namespaces_or_skip()
         with _namespace_site() as made:
             yield made
         return
