@@ -75,3 +75,19 @@ def test_namespaces_and_links_are_removed_even_when_the_code_inside_fails() -> N
     spaces, links = _present()
     assert not {ns.name for ns in made} & spaces
     assert not {ns.host_link for ns in made} & links
+
+
+def test_where_namespaces_cannot_be_made_the_reason_is_given_and_a_run_that_requires_them_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert netns.unavailable() == "network namespaces need root (CAP_NET_ADMIN and CAP_SYS_ADMIN)"
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(netns, "ip_command", lambda: None)
+    assert "apt-get install iproute2" in str(netns.unavailable())
+    monkeypatch.delenv("FAXOPS_REQUIRE_NETNS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="iproute2"):
+        namespaces_or_skip()
+    monkeypatch.setenv("FAXOPS_REQUIRE_NETNS", "1")
+    with pytest.raises(pytest.fail.Exception, match="FAXOPS_REQUIRE_NETNS is set but iproute2"):
+        namespaces_or_skip()
