@@ -9,7 +9,7 @@ only for a row that is to be sent, retried or shown.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from faxops.domain import Invalid, Recipient
@@ -32,7 +32,7 @@ class Chunk:
 
     label: str  # the file's name and a colon: a row's source is the label and its line number
     region: str | None
-    lines: list[int]
+    lines: Sequence[int]  # a range while every row is one line
     cells: list[list[str]]  # each row padded to the columns the manifest maps
     raws: list[str]  # the number cell of each row, stripped
     name_index: int | None

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import re
 from collections.abc import Iterable, Iterator
-from itertools import islice
+from operator import itemgetter
 from pathlib import Path
 
 import phonenumbers
@@ -21,7 +21,7 @@ from faxops.chunks import Chunk, Row
 from faxops.domain import Invalid, Recipient
 from faxops.errors import InputError
 from faxops.manifest import LoadedManifest, RecipientFile
-from faxops.tables import MAX_NUMBER_TEXT, ListFile, file_format, iter_table, number_text
+from faxops.tables import MAX_NUMBER_TEXT, ListFile, file_format, iter_table_batches, number_text
 
 _E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")
 _STRIP_RE = re.compile(r"[\s().\-/]")
@@ -214,13 +214,6 @@ def _parallel(args: list[tuple[str, str | None]], workers: int) -> list[str | No
 # --- reading lists ---------------------------------------------------------------------------------
 
 
-def _row_batches(rows: Iterator[tuple[int, list[str]]], size: int) -> Iterator[tuple[list[int], list[list[str]]]]:
-    """The table reader's rows in batches: (line numbers, cells). Its checks (quotes left open, bytes
-    that do not decode, over-long fields) run row by row as before; the caller works per batch."""
-    while batch := list(islice(rows, size)):
-        yield [line for line, _ in batch], [cells for _, cells in batch]
-
-
 def _open_problem(loaded: LoadedManifest, loc: tuple[str | int, ...], path: Path) -> InputError | None:
     if not path.exists():
         return InputError(f"{path}: no such file", [loaded.problem(loc, f"file not found: {path}")])
@@ -263,9 +256,9 @@ def _iter_file(
     if error:
         raise error
     fmt = file_format(path, rfile.format)
-    rows = iter_table(ListFile(path, fmt, rfile.encoding, rfile.delimiter, rfile.sheet))
+    batches = iter_table_batches(ListFile(path, fmt, rfile.encoding, rfile.delimiter, rfile.sheet), chunk)
     try:
-        header = next(rows, None)
+        header = next(batches, None)
     except InputError as exc:
         if any(p.line is not None for p in exc.problems):
             raise
@@ -275,7 +268,7 @@ def _iter_file(
         ) from None
     if header is None:
         return
-    columns = [c.strip() for c in header[1]]
+    columns = [c.strip() for c in header[1][0]]
     col_loc: tuple[str | int, ...] = ("recipients", "files", index, "columns")
     wanted = {"number": rfile.columns.number}
     if rfile.columns.name:
@@ -300,19 +293,27 @@ def _iter_file(
     field_idx = [columns.index(v) for v in field_map.values()]
     width = max([num_i, name_i or 0, *field_idx]) + 1
     label = path.name + ":"
-    for lines, cells in _row_batches(rows, chunk):
-        if any(len(row) < width for row in cells):
+    take_number, strip = itemgetter(num_i), str.strip
+    # Each pass below is one C-level loop over the batch (map, min, join, in): a Python loop per row here
+    # cost more than the csv module's reading of the file.
+    for lines, cells in batches:
+        if min(map(len, cells)) < width:
             # Short rows (a spreadsheet drops trailing empty cells) are padded, not refused: an empty name or field is
             # allowed, and a missing number shows up as an invalid row.
             cells = [row if len(row) >= width else row + [""] * (width - len(row)) for row in cells]
-        raws = [row[num_i].strip() for row in cells]
-        for i in [i for i, raw in enumerate(raws) if len(raw) > MAX_NUMBER_TEXT or "\n" in raw or "\r" in raw][:1]:
-            number_text(path, lines[i], num_i + 1, raws[i])  # raises: an unclosed quote or a shifted column
+        raws = list(map(strip, map(take_number, cells)))
+        if max(map(len, raws)) > MAX_NUMBER_TEXT or _has_line_break("".join(raws)):
+            for i in [i for i, raw in enumerate(raws) if len(raw) > MAX_NUMBER_TEXT or "\n" in raw or "\r" in raw][:1]:
+                number_text(path, lines[i], num_i + 1, raws[i])  # raises: an unclosed quote or a shifted column
         if "" in raws:  # drop blank lines (a row with other cells but no number stays, as invalid)
             keep = [i for i, (raw, row) in enumerate(zip(raws, cells, strict=True)) if raw or any(row)]
             lines, cells, raws = [lines[i] for i in keep], [cells[i] for i in keep], [raws[i] for i in keep]
         if raws:
             yield Chunk(label, region, lines, cells, raws, name_i, field_names, field_idx)
+
+
+def _has_line_break(text: str) -> bool:
+    return "\n" in text or "\r" in text
 
 
 def resolve_rows(
