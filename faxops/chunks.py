@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from faxops.domain import Invalid, Recipient
 
@@ -39,6 +40,8 @@ class Chunk:
     field_names: list[str]
     field_indexes: list[int]
     numbers: list[str] = field(default_factory=list)  # E.164 per row, "" when invalid (set by resolve)
+    # Which entry of the manifest's ``files`` the rows are from, and the file: where its number column is kept.
+    origin: tuple[int, Path] | None = None
 
     def __len__(self) -> int:
         return len(self.raws)

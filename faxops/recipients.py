@@ -21,6 +21,7 @@ from faxops.chunks import Chunk, Row
 from faxops.domain import Invalid, Recipient
 from faxops.errors import InputError
 from faxops.manifest import LoadedManifest, RecipientFile
+from faxops.number_columns import NumberColumn, column_path
 from faxops.tables import MAX_NUMBER_TEXT, ListFile, file_format, iter_table_batches, number_text
 
 _E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")
@@ -94,42 +95,48 @@ class NumberCache:
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
-        self.known: dict[str, str] = {}  # key -> E.164, or "" for invalid
         self.dirty = False
-        self._unloaded = False
-        if path is not None and path.exists():
-            self._load(path)
+        # Read on first use: a warm plan takes every number from the lists' columns (``number_columns``) and never
+        # needs the million entries of a large cache.
+        self._known: dict[str, str] | None = None
 
-    def _load(self, path: Path) -> None:
+    @property
+    def known(self) -> dict[str, str]:
+        """key -> E.164, or "" for an invalid number."""
+        if self._known is None:
+            self._known = self._load(self.path) if self.path is not None else {}
+        return self._known
+
+    @staticmethod
+    def _load(path: Path) -> dict[str, str]:
         # The file is the format line, the count, every key, then every value, one a line: loading a
         # million entries is then one split and one dict(zip(...)), no Python code per entry.
         try:
             parts = path.read_bytes().decode("utf-8").split("\n")
             if parts[0] != _CACHE_FORMAT:
-                return  # another phonenumbers version (or format): its verdicts may differ
+                return {}  # another phonenumbers version (or format): its verdicts may differ
             count = int(parts[1])
             keys, values = parts[2 : 2 + count], parts[2 + count : 2 + 2 * count]
             if len(values) != count or parts[2 + 2 * count :] != [""]:
-                return  # cut short: a cache is only a cache
-            self.known = dict(zip(keys, values, strict=True))
+                return {}  # cut short: a cache is only a cache
+            return dict(zip(keys, values, strict=True))
         except (OSError, UnicodeDecodeError, ValueError, IndexError):
-            self.known = {}
+            return {}
 
     def unload(self) -> None:
         """Free the entries once they are safely on disk (a million take ~200 MB); the next use reads
         the file again, which costs one split (a report reads the list twice and keeps the first pass)."""
-        if self.path is not None and not self.dirty and self.known:
-            self.known = {}
-            self._unloaded = True
+        if self.path is not None and not self.dirty:
+            self._known = None
 
-    def _reload(self) -> None:
-        if self._unloaded and self.path is not None:
-            self._unloaded = False
-            self._load(self.path)
+    def column(self, origin: tuple[int, Path], region: str | None) -> NumberColumn | None:
+        """The number column of a list file (None without a cache file: nothing is kept across runs)."""
+        if self.path is None:
+            return None
+        return NumberColumn(column_path(self.path, origin[1], region), region)
 
     def ensure(self, rows: list[Row], workers: int) -> dict[str, str]:
         """Normalise what the cache does not know yet; return the cache (key -> E.164 or "")."""
-        self._reload()
         known = self.known
         missing = {}
         for row in rows:
@@ -155,7 +162,6 @@ class NumberCache:
 
     def resolve_chunk(self, chunk: Chunk, workers: int) -> Chunk:
         """Set ``chunk.numbers``: one pass over its number column, phonenumbers only for what is new."""
-        self._reload()
         prefix = f"{chunk.region or ''}|"
         keys = [raw if raw[:1] == "+" else prefix + raw for raw in chunk.raws]
         get = self.known.get
@@ -309,7 +315,7 @@ def _iter_file(
             keep = [i for i, (raw, row) in enumerate(zip(raws, cells, strict=True)) if raw or any(row)]
             lines, cells, raws = [lines[i] for i in keep], [cells[i] for i in keep], [raws[i] for i in keep]
         if raws:
-            yield Chunk(label, region, lines, cells, raws, name_i, field_names, field_idx)
+            yield Chunk(label, region, lines, cells, raws, name_i, field_names, field_idx, origin=(index, path))
 
 
 def _has_line_break(text: str) -> bool:
@@ -335,15 +341,34 @@ def resolve_sources(
 ) -> Iterator[Recipient | Invalid | Chunk]:
     """Like ``resolve_rows``, keeping the chunks of files whole (their ``numbers`` set), in list order."""
     rows: list[Row] = []
+    column: NumberColumn | None = None
+    origin: tuple[int, Path] | None = None
+
+    def resolve(chunk: Chunk) -> object:
+        return cache.resolve_chunk(chunk, workers)
+
     for item in sources:
         if isinstance(item, Chunk):
             # Rows pending before a file's chunk go out first: the planner keeps the first occurrence of a
             # duplicate number, so the order of the manifest must survive the chunking.
             yield from resolve_rows(rows, cache, workers=workers)
             rows = []
-            yield cache.resolve_chunk(item, workers)
+            if item.origin is None:
+                yield cache.resolve_chunk(item, workers)
+                continue
+            if item.origin != origin:
+                if column is not None:
+                    column.finish()  # the previous file was read to its end
+                origin, column = item.origin, cache.column(item.origin, item.region)
+            if column is None:
+                resolve(item)
+            else:
+                column.resolve(item, resolve)
+            yield item
         else:
             rows.append(item)
+    if column is not None:
+        column.finish()
     yield from resolve_rows(rows, cache, workers=workers)
 
 

@@ -1,0 +1,168 @@
+"""A list file's number column: a warm reading takes its numbers by position, never wrong when the list changed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from faxops.campaign import open_campaign
+from faxops.chunks import Chunk
+from faxops.number_columns import column_path
+from faxops.recipients import NumberCache, iter_sources, resolve_sources
+from tests.conftest import CampaignDir, write_csv
+
+Make = Callable[..., CampaignDir]
+
+
+def _rows(count: int) -> list[tuple[str, str]]:
+    """International, national and invalid numbers, as lists mix them."""
+    rows = []
+    for i in range(count):
+        kind = i % 4
+        if kind == 0:
+            rows.append((f"+49 30 {20000000 + i}", f"C{i}"))
+        elif kind == 1:
+            rows.append((f"089 {2000000 + i}", f"C{i}"))
+        elif kind == 2:
+            rows.append((f"+33 1 42 {100000 + i}", f"C{i}"))
+        else:
+            rows.append(("12" if i % 8 == 3 else f"0221 {3000000 + i}", f"C{i}"))
+    return rows
+
+
+class _Reading:
+    """Reads a campaign's list in chunks of 7 rows through a number cache kept in ``path``."""
+
+    def __init__(self, camp: CampaignDir, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.camp, self.path, self.resolved = camp, path, 0
+        original = NumberCache.resolve_chunk
+
+        def counting(cache: NumberCache, chunk: Chunk, workers: int) -> Chunk:
+            self.resolved += 1
+            return original(cache, chunk, workers)
+
+        monkeypatch.setattr(NumberCache, "resolve_chunk", counting)
+
+    def numbers(self, path: Path | None = None) -> list[str]:
+        self.resolved = 0
+        cache = NumberCache(path or self.path)
+        loaded = open_campaign(self.camp.manifest).loaded
+        chunks = resolve_sources(iter_sources(loaded, chunk=7), cache)
+        numbers = [n for c in chunks if isinstance(c, Chunk) for n in c.numbers]
+        cache.save()
+        return numbers
+
+    def reference(self, tmp_path: Path) -> list[str]:
+        """The same list resolved with a cache of its own, read once: what the column must give."""
+        fresh = tmp_path / f"fresh-{len(list(tmp_path.iterdir()))}"
+        fresh.mkdir()
+        return self.numbers(fresh / "numbers")
+
+
+def test_a_warm_reading_takes_every_number_from_the_column(
+    make_campaign: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    camp = make_campaign(_rows(60))
+    reading = _Reading(camp, tmp_path / "cache" / "numbers", monkeypatch)
+    cold = reading.numbers()
+    assert reading.resolved == 9  # 60 rows in chunks of 7
+    assert "" in cold
+    assert "+493020000000" in cold
+    assert "+49892000001" in cold
+    column = column_path(reading.path, camp.csv, "DE")
+    assert column.stat().st_mode & 0o777 == 0o600  # every recipient's number
+    written = column.read_bytes()
+
+    loads: list[Path] = []
+    load = NumberCache._load
+
+    def spy(path: Path) -> dict[str, str]:
+        loads.append(path)
+        return load(path)
+
+    monkeypatch.setattr(NumberCache, "_load", staticmethod(spy))
+    assert reading.numbers() == cold
+    assert reading.resolved == 0
+    assert loads == []  # the number cache's entries were never read
+    assert column.read_bytes() == written  # nothing changed: not rewritten
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        pytest.param(lambda rows: rows.__setitem__(20, ("+44 20 7946 0123", "changed")), id="one-row-changed"),
+        pytest.param(lambda rows: rows.__delitem__(3), id="a-row-removed"),
+        pytest.param(lambda rows: rows.extend(_rows(75)[60:]), id="rows-added"),
+        pytest.param(lambda rows: rows.__delitem__(slice(40, None)), id="cut-short"),
+        pytest.param(lambda rows: rows.insert(0, ("", "blank number")), id="row-inserted"),
+    ],
+)
+def test_a_changed_list_is_resolved_again(
+    make_campaign: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, edit: Callable[[list[object]], None]
+) -> None:
+    camp = make_campaign(_rows(60))
+    reading = _Reading(camp, tmp_path / "cache" / "numbers", monkeypatch)
+    reading.numbers()
+    rows: list[object] = list(_rows(60))
+    edit(rows)
+    write_csv(camp.csv, rows)  # type: ignore[arg-type]
+    assert reading.numbers() == reading.reference(tmp_path)
+    assert reading.resolved > 0
+    again = reading.numbers()  # the column was written again for the changed list
+    assert reading.resolved == 0
+    assert again == reading.reference(tmp_path)
+
+
+def test_only_the_changed_rows_are_looked_up(
+    make_campaign: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = _rows(60)
+    camp = make_campaign(rows)
+    reading = _Reading(camp, tmp_path / "cache" / "numbers", monkeypatch)
+    reading.numbers()
+    rows[20] = ("+44 20 7946 0123", "changed")
+    write_csv(camp.csv, rows)
+    numbers = reading.numbers()
+    assert reading.resolved == 1  # the one chunk holding row 20
+    assert "+442079460123" in numbers
+    assert "+493020000020" not in numbers
+
+
+def test_the_region_is_part_of_the_column(make_campaign: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    camp = make_campaign(_rows(30))
+    reading = _Reading(camp, tmp_path / "cache" / "numbers", monkeypatch)
+    german = reading.numbers()
+    camp.manifest.write_text(camp.manifest.read_text().replace("default_region: DE", "default_region: FR"))
+    french = reading.numbers()
+    assert french == reading.reference(tmp_path)
+    assert french != german  # 089 ... is another subscriber in France (or none)
+
+
+@pytest.mark.parametrize(
+    ("damage", "resolved"),
+    [
+        pytest.param(lambda data: data[: len(data) // 2], 9, id="cut"),
+        # only the rows whose digest no longer matches: the first chunk
+        pytest.param(lambda data: data.replace(b"\n+4930", b"\n+4940", 1), 1, id="a-number-changed-by-hand"),
+        pytest.param(lambda data: data.replace(b"phonenumbers ", b"phonenumbers 0", 1), 9, id="another-version"),
+        pytest.param(lambda data: b"\xff" + data, 9, id="not-text"),
+    ],
+)
+def test_a_damaged_column_is_never_trusted_beyond_its_checks(
+    make_campaign: Make,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    damage: Callable[[bytes], bytes],
+    resolved: int,
+) -> None:
+    camp = make_campaign(_rows(60))
+    reading = _Reading(camp, tmp_path / "cache" / "numbers", monkeypatch)
+    cold = reading.numbers()
+    column = column_path(reading.path, camp.csv, "DE")
+    column.write_bytes(damage(column.read_bytes()))
+    assert reading.numbers() == cold
+    assert reading.resolved == resolved
+    assert reading.numbers() == cold
+    assert reading.resolved == 0
