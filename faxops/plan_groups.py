@@ -126,26 +126,34 @@ class UnchangedGroup(Sequence[_T], Generic[_T]):
 
 
 class RowSources:
-    """Where rows of columnar chunks were read, by a running row number (a million source strings
-    built only to name the first row of a rare duplicate cost more than the plan's decisions)."""
+    """Where the rows of columnar chunks were read, found by number only when asked: a million source
+    strings, or a million-entry map from number to row, built only to name the first row of a rare
+    duplicate cost more than the plan's decisions."""
 
     def __init__(self) -> None:
-        self._bases: list[int] = []
-        self._chunks: list[tuple[str, Sequence[int]]] = []
-        self._next = 0
+        self._chunks: list[tuple[str, Sequence[int], Sequence[str]]] = []
+        self._bases: list[int] = []  # the running number of each chunk's first row
+        self._rows = 0
+        self._index: dict[str, int] = {}  # number -> running row number, for the chunks indexed so far
+        self._indexed = 0
 
-    def add(self, label: str, lines: Sequence[int]) -> int:
-        """Register a chunk's rows; returns the running number of its first row."""
-        base = self._next
-        self._bases.append(base)
-        self._chunks.append((label, lines))
-        self._next += len(lines)
-        return base
+    def add(self, label: str, lines: Sequence[int], numbers: Sequence[str]) -> None:
+        """Register a chunk's rows (``numbers[i]`` was read at ``label + str(lines[i])``; no number twice)."""
+        self._chunks.append((label, lines, numbers))
+        self._bases.append(self._rows)
+        self._rows += len(numbers)
 
-    def of(self, where: str | int) -> str:
-        """The source of a row: ``where`` is a source already, or a running row number."""
-        if isinstance(where, str):
-            return where
-        k = bisect_right(self._bases, where) - 1
-        label, lines = self._chunks[k]
-        return label + str(lines[where - self._bases[k]])
+    def find(self, number: str) -> str | None:
+        """The source of the registered row holding ``number``, if any."""
+        # The index is built on the first duplicate and extended by the chunks added since: a plan without
+        # duplicates never pays for it, one with many pays once.
+        for k in range(self._indexed, len(self._chunks)):
+            base, numbers = self._bases[k], self._chunks[k][2]
+            self._index.update(zip(numbers, range(base, base + len(numbers)), strict=True))
+        self._indexed = len(self._chunks)
+        row = self._index.get(number)
+        if row is None:
+            return None
+        k = bisect_right(self._bases, row) - 1
+        label, lines, _ = self._chunks[k]
+        return label + str(lines[row - self._bases[k]])

@@ -142,3 +142,28 @@ def test_unchanged_group_reads_like_a_list(make_campaign: Make) -> None:
     with pytest.raises(IndexError):
         group[len(items)]
     assert all(a.action == Action.UNCHANGED and a.recipient is None for a in items)
+
+
+def test_duplicates_name_the_row_first_read_in_any_earlier_chunk(make_campaign: Make) -> None:
+    # A duplicate of a row decided column by column is found by number only when it turns up: first of row 3
+    # (an index of the chunks so far is built), then of rows read after that (the index grows), then of a
+    # row that was itself decided one by one (its chunk held the first duplicate).
+    rows = [(f"+49 30 {20000000 + i}", f"Company {i}") for i in range(60)]
+    rows[20] = ("+49 30 20000003", "dup of row 3")
+    rows[45] = ("030 20000030", "dup of row 30")
+    rows[58] = ("+493020000015", "dup of row 15, decided one by one (in the chunk of row 20)")
+    rows[59] = ("+49 30 20000003", "dup of row 3 again")
+    camp = make_campaign(rows)
+    state = {_number(i): Summary(Status.DELIVERED, 1) for i in range(0, 60, 3)}
+    chunks = _chunks(camp, 7)
+    columnar = _plan(chunks, state, {})
+    reference = _plan(_one_by_one(chunks), state, {})
+    assert [(d.number, d.source, d.first_source) for d in columnar.duplicate_samples] == [
+        (_number(3), "recipients.csv:22", "recipients.csv:5"),
+        (_number(30), "recipients.csv:47", "recipients.csv:32"),
+        (_number(15), "recipients.csv:60", "recipients.csv:17"),
+        (_number(3), "recipients.csv:61", "recipients.csv:5"),
+    ]
+    assert columnar.duplicate_samples == reference.duplicate_samples
+    assert columnar.not_in_manifest == reference.not_in_manifest == 1  # row 45 was overwritten
+    assert plan_json(columnar) == plan_json(reference)
