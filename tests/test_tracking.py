@@ -83,6 +83,9 @@ def test_plan_and_apply_refresh_first(http_campaign: Callable[[str], HttpCampaig
     assert "Refreshed" in plan.err
     assert {r["status"] for r in camp.status(cli).values()} == {"delivered"}
     assert cli("plan", camp.manifest, "--refresh=false").code == 0
+    settled = cli("plan", camp.manifest)  # nothing queued or sending: nothing to ask the provider
+    assert settled.code == 0
+    assert "Refreshed" not in settled.err
 
 
 @pytest.mark.usefixtures("state_backend")
