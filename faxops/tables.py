@@ -21,6 +21,8 @@ import itertools
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import repeat
+from operator import add, sub
 from pathlib import Path
 
 from faxops.errors import InputError, Problem
@@ -164,40 +166,70 @@ def iter_table_batches(source: ListFile, size: int) -> Iterator[Batch]:
     then up to ``size`` rows at a time; the same rows, lines and errors.
 
     A CSV of a million rows is read in C, ``size`` rows per call: ``iter_table``'s per-row checks cost
-    several times the csv module's own reading. Each batch is checked in bulk instead: when its rows
-    took as many lines as there are rows (no cell over several lines, so no quote left open and lines
-    that follow from the first), and the reader raised nothing, it is exactly what ``iter_table`` would
-    have yielded. Anything else (a cell with a line break, a field over the limit, undecodable bytes)
-    hands the file over to ``iter_table`` from that batch on, whose row-by-row checks say where.
+    several times the csv module's own reading. Each batch is checked in bulk instead. When its rows took
+    as many lines as there are rows, every row is one line: no quote was left open, the sentinel can only
+    be a row of its own, and the lines follow from the first. Otherwise the line breaks inside the cells
+    say where each row starts (``_row_lines``), provided they add up to the lines the reader took and the
+    sentinel is nowhere in the batch. Anything else (the sentinel inside a cell, a field over the limit,
+    undecodable bytes) hands the file over to ``iter_table`` from that batch on, whose row-by-row checks
+    say where.
     """
     if source.format in ("xlsx", "txt"):
         yield from _batched(iter_table(source), size, 0)
         return
     sep = source.delimiter or ("\t" if source.format == "tsv" else sniff_delimiter(source.path, source.encoding))
-    done = 0  # rows yielded so far, the header included
+    done, line = 0, 1  # rows yielded so far (the header included); the line the next row starts on
     try:
         with source.path.open(newline="", encoding=source.encoding) as fh:
             reader = csv.reader(itertools.chain(fh, [_END]), delimiter=sep)
             want = 1  # the header alone: callers take it apart from the rows
             while batch := list(itertools.islice(reader, want)):
-                first = reader.line_num - len(batch) + 1
-                if first != done + 1:
-                    break  # a row over several lines in this batch: iter_table says where each one starts
-                # Every row is one line here, so the sentinel can only be a row of its own (iter_table stops there too).
-                if _END_ROW in batch:
-                    del batch[batch.index(_END_ROW) :]
+                taken = reader.line_num - line + 1
+                lines: Sequence[int] | None
+                if taken == len(batch):
+                    lines = range(line, line + len(batch))
+                    end = batch.index(_END_ROW) if _END_ROW in batch else None  # where iter_table stops too
+                else:
+                    lines = _row_lines(batch, line, taken)
+                    if lines is None:
+                        break
+                    end = len(batch) - 1 if batch[-1] == _END_ROW else None
+                if end is not None:
+                    del batch[end:]
                     if batch:
-                        yield range(first, first + len(batch)), batch
+                        yield lines[:end], batch
                     return
-                yield range(first, first + len(batch)), batch
-                done += len(batch)
-                want = size
+                yield lines, batch
+                done, line, want = done + len(batch), line + taken, size
             else:
                 return
     except (UnicodeDecodeError, csv.Error):
         pass  # iter_table reads up to the same place again and raises the located error
     rows = iter_table(ListFile(source.path, source.format, source.encoding, sep))
     yield from _batched(rows, size, done)
+
+
+def _row_lines(batch: list[list[str]], first: int, taken: int) -> list[int] | None:
+    """The line each row of ``batch`` starts on, from the line breaks inside its cells (C-level passes).
+
+    The reader is given the file's lines as the text layer splits them (newline="": at CR LF, CR or LF)
+    and keeps a break inside a quoted cell as it was, so a row spans one line more than the breaks in its
+    cells. None when the sentinel is in the batch other than as its last row (a quote left open swallowed
+    it: only ``iter_table`` says where it opened) or when the count does not add up to the lines the reader took.
+    """
+    # A separator between cells, so that a cell ending in \r and the next starting with \n count as two breaks.
+    texts = list(map("\x1f".join, batch))
+    if _END[0] in "".join(texts[:-1] if batch[-1] == _END_ROW else texts):
+        return None
+    breaks = map(
+        sub,
+        map(add, map(str.count, texts, repeat("\n")), map(str.count, texts, repeat("\r"))),
+        map(str.count, texts, repeat("\r\n")),
+    )
+    spans = list(map(add, breaks, repeat(1)))
+    if sum(spans) != taken:
+        return None
+    return list(itertools.accumulate(spans[:-1], initial=first))
 
 
 def _batched(rows: Iterator[tuple[int, list[str]]], size: int, skip: int) -> Iterator[Batch]:

@@ -7,6 +7,7 @@ that do not decode, a field over the limit): it hands over to the row-by-row rea
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -99,3 +100,37 @@ def test_a_byte_order_mark_and_a_sniffed_delimiter(tmp_path: Path) -> None:
     rows, batched = _both(path, 4, "utf-8-sig")
     assert batched == rows
     assert rows[0] == (1, ["fax", "company"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cells_over_several_lines_keep_the_fast_reader_and_their_lines(
+    tmp_path: Path, seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every kind of break inside quoted cells (CR LF, CR, LF, several, a CR ending one cell and an LF starting
+    # the next), blank lines and line ends of each kind between rows, at random places.
+    rng = random.Random(seed)
+    breaks = ["\r\n", "\r", "\n", "\n\n", "\r\r\n", "\n\r"]
+    parts = ["fax,company,note\n"]
+    for i in range(400):
+        end = rng.choice(["\n", "\r\n", "\r"])
+        kind = rng.random()
+        if kind < 0.15:
+            parts.append(f'+49 30 {20000000 + i},"a{rng.choice(breaks)}b","{rng.choice(breaks)}x\r"{end}')
+        elif kind < 0.2:
+            parts.append(f'+49 30 {20000000 + i},"x\r","\ny"{end}')
+        elif kind < 0.25:
+            parts.append(end)  # a blank line
+        else:
+            parts.append(f"+49 30 {20000000 + i},Company {i},n{end}")
+    path = tmp_path / "list.csv"
+    path.write_bytes("".join(parts).encode())
+    expected = list(iter_table(ListFile(path, "csv", "utf-8")))
+    assert len({line for line, _ in expected}) == len(expected)
+
+    def no_fallback(*args: object) -> object:
+        raise AssertionError("the batch reader handed over to the row-by-row reader")
+
+    monkeypatch.setattr("faxops.tables._batched", no_fallback)
+    for size in (1, 7, 50_000):
+        batches = list(iter_table_batches(ListFile(path, "csv", "utf-8"), size))
+        assert [(line, row) for lines, cells in batches for line, row in zip(lines, cells, strict=True)] == expected
