@@ -3,6 +3,8 @@ busy ones after their wait, never the invalid ones; 429 on status polls; poll in
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -180,3 +182,21 @@ def test_cancel_where_the_api_cannot(http_campaign: Callable[[str], HttpCampaign
     result = cli("cancel", camp.manifest, "--all")
     assert result.code == 1
     assert "retarus cannot cancel" in result.err
+
+
+def test_a_plan_with_nothing_to_ask_never_loads_the_http_stack(
+    http_campaign: Callable[[str], HttpCampaign], cli: Cli
+) -> None:
+    camp = http_campaign("faxplus")
+    assert cli("apply", camp.manifest, "--auto-approve").code == 0
+    camp.sim.advance(DONE)
+    assert cli("refresh", camp.manifest).code == 0
+    # A fresh process: this one imported httpx long ago. The provider is made (and its settings checked), but
+    # its client only when it calls out, which a plan of a settled campaign never does.
+    script = (
+        "import sys; from faxops.cli import main; code = main(['plan', sys.argv[1]]); "
+        "print(code, 'httpx' in sys.modules)"
+    )
+    argv = [sys.executable, "-c", script, str(camp.manifest)]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True)
+    assert done.stdout.splitlines()[-1] == "0 False", done.stderr

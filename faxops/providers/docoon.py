@@ -22,9 +22,8 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from faxops.clock import iso
@@ -33,6 +32,9 @@ from faxops.errors import OutcomeUnknownError
 from faxops.fields import SecretRef
 from faxops.providers.base import JobRef, Lookup, ProviderContext, ProviderSettings
 from faxops.providers.http import HttpProvider, HttpSettings
+
+if TYPE_CHECKING:
+    import httpx  # imported by the client when it first calls out (see ``providers.http``)
 
 #: Outcome letters known to be final for the number (assumed; the raw letter is always kept)
 PERMANENT_OUTCOMES = {"I": "invalid number", "D": "document refused"}

@@ -19,13 +19,14 @@ read timeout, dropped connection, unreadable answer    ``OutcomeUnknownError`` f
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any, ClassVar, TypeVar
+from functools import cache
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-import httpx
 from pydantic import BaseModel, Field, ValidationError
 
 from faxops import __version__, secrets
@@ -39,11 +40,24 @@ from faxops.errors import (
 from faxops.fields import Duration, resolve_secret
 from faxops.providers.base import Provider, ProviderContext, ProviderSettings
 
+if TYPE_CHECKING:
+    # httpx is imported when a provider first calls out: a command that never does (a plan of a settled
+    # campaign, status, validate) does not pay for loading the HTTP stack (~50 ms at every start).
+    import httpx
+
 _Model = TypeVar("_Model", bound=BaseModel)
-# Which side of "the request left this machine" each httpx error falls on decides between retrying and reconciling:
-# before, a retry cannot fax twice; after, it could, so a sending call is never repeated.
-_BEFORE_SEND = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.LocalProtocolError)
-_AFTER_SEND = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+
+
+@cache
+def _send_errors() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """httpx's errors from before and from after the request left this machine."""
+    import httpx
+
+    # Which side of "the request left this machine" each httpx error falls on decides between retrying and
+    # reconciling: before, a retry cannot fax twice; after, it could, so a sending call is never repeated.
+    before = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.LocalProtocolError)
+    after = (httpx.ReadTimeout, httpx.WriteTimeout, httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError)
+    return before, after
 
 
 class HttpSettings(ProviderSettings):
@@ -96,11 +110,28 @@ class HttpProvider(Provider):
         self._basic: httpx.BasicAuth | None = None
         # A base_url with user:password in it would otherwise be printed whole in every connection error.
         secrets.register_url(settings.base_url)
-        self.client = httpx.Client(
-            base_url=settings.base_url.rstrip("/"),
-            timeout=settings.timeout.total_seconds(),
-            headers={"User-Agent": f"faxops/{__version__}"},
-        )
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    @property
+    def client(self) -> httpx.Client:
+        """The HTTP client, made on first use (by one thread: apply's senders start together)."""
+        if self._client is None:
+            with self._client_lock:
+                if self._client is None:
+                    import httpx
+
+                    settings = self.http_settings
+                    self._client = httpx.Client(
+                        base_url=settings.base_url.rstrip("/"),
+                        timeout=settings.timeout.total_seconds(),
+                        headers={"User-Agent": f"faxops/{__version__}"},
+                    )
+        return self._client
+
+    @client.setter
+    def client(self, client: httpx.Client) -> None:
+        self._client = client
 
     # --- what each API says differently ------------------------------------------------------
 
@@ -110,6 +141,8 @@ class HttpProvider(Provider):
             base = self.context.base_dir
             user, secret = resolve_secret(username, base, identifier=True), resolve_secret(password, base)
             secrets.register_basic(user, secret)
+            import httpx
+
             self._basic = httpx.BasicAuth(user, secret)
         return self._basic
 
@@ -147,6 +180,7 @@ class HttpProvider(Provider):
         """One API call. ``sends`` marks a call that creates something at the provider (never repeated
         once it may have arrived). Returns a 2xx response or raises a ``ProviderError`` subclass."""
         settings = self.http_settings
+        before_send, after_send = _send_errors()
         attempt = 0
         while True:
             attempt += 1
@@ -154,12 +188,12 @@ class HttpProvider(Provider):
                 headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
                 secrets.register_authorization(headers.get("Authorization"))  # tokens fetched at run time too
                 response = self.client.request(method, url, headers=headers, **kwargs)
-            except _BEFORE_SEND as exc:
+            except before_send as exc:
                 failure: ProviderError = TransientError(
                     f"could not reach {self.name}: {type(exc).__name__}: {exc}", provider=self.name
                 )
                 wait = None
-            except _AFTER_SEND as exc:
+            except after_send as exc:
                 if sends:
                     raise OutcomeUnknownError(
                         f"the request was sent but no answer came back ({type(exc).__name__}: {exc})",
@@ -237,4 +271,5 @@ class HttpProvider(Provider):
             ) from exc
 
     def close(self) -> None:
-        self.client.close()
+        if self._client is not None:
+            self._client.close()

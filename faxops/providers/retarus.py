@@ -33,9 +33,8 @@ import base64
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import httpx
 from pydantic import Field, model_validator
 
 from faxops import clock
@@ -46,6 +45,9 @@ from faxops.fields import Duration, SecretRef, resolve_secret
 from faxops.providers.base import BadPush, JobRef, Lookup, ProviderContext, ProviderSettings, PushedUpdate, push_json
 from faxops.providers.http import HttpProvider, HttpSettings
 from faxops.providers.retarus_reports import STATUS, Report, ReportList, report_from_xml, updates_from_report
+
+if TYPE_CHECKING:
+    import httpx  # imported by the client when it first calls out (see ``providers.http``)
 
 __all__ = [
     "REGIONS",
