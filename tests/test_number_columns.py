@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -11,7 +13,7 @@ from faxops.campaign import open_campaign
 from faxops.chunks import Chunk
 from faxops.number_columns import column_path
 from faxops.recipients import NumberCache, iter_sources, resolve_sources
-from tests.conftest import CampaignDir, write_csv
+from tests.conftest import CampaignDir, Result, write_csv
 
 Make = Callable[..., CampaignDir]
 
@@ -166,3 +168,29 @@ def test_a_damaged_column_is_never_trusted_beyond_its_checks(
     assert reading.resolved == resolved
     assert reading.numbers() == cold
     assert reading.resolved == 0
+
+
+def test_a_warm_plan_is_the_cold_plan_through_the_cli(
+    make_campaign: Make, tmp_path: Path, cli: Callable[..., Result]
+) -> None:
+    # write_csv writes cells as they are: the quotes make a name over two lines
+    rows = [*_rows(40), ("+49 30 20000000", "a duplicate"), ("030 5550123", '"Two\nlines"'), ("", "no number")]
+    camp = make_campaign(rows)
+    cache = camp.root / ".faxops" / "cache"
+
+    def plan() -> dict[str, Any]:
+        result = cli("plan", camp.manifest, "--json", "--refresh=false")
+        assert result.code == 0, result.err
+        return {k: v for k, v in result.json.items() if k != "at"}
+
+    cold = plan()
+    assert cold["summary"]["duplicates"] == 1
+    assert ("+49305550123", "recipients.csv:43") in [(a["number"], a["source"]) for a in cold["actions"]]
+    assert list(cache.iterdir())  # the number cache and the list's column
+    assert plan() == cold
+    rows[7] = ("+44 20 7946 0123", "changed")
+    del rows[30]
+    write_csv(camp.csv, rows)
+    warm = plan()
+    shutil.rmtree(cache)
+    assert warm == plan() != cold
