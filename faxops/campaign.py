@@ -29,6 +29,7 @@ from faxops.inputs import (
     secret_problems,
 )
 from faxops.manifest import LoadedManifest, iter_paths, load_manifest
+from faxops.number_columns import NumberColumns
 from faxops.pace import Pace
 from faxops.plan import Plan, Rules, make_plan
 from faxops.providers import REGISTRY, Provider, ProviderContext
@@ -274,7 +275,8 @@ def open_campaign(
     cache = None
     if use_cache:
         # Only a speed-up (raw -> E.164 across runs); without it every number is parsed again, same result.
-        cache = NumberCache(StatePaths.for_manifest(loaded.path).number_cache)
+        paths = StatePaths.for_manifest(loaded.path)
+        cache = NumberCache(paths.number_cache, NumberColumns(paths.number_columns))
     return Campaign(loaded, documents, provider, suppressed, warnings, cache)
 
 

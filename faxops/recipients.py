@@ -21,7 +21,7 @@ from faxops.chunks import Chunk, Row
 from faxops.domain import Invalid, Recipient
 from faxops.errors import InputError
 from faxops.manifest import LoadedManifest, RecipientFile
-from faxops.number_columns import NumberColumn, column_path
+from faxops.number_columns import NumberColumn, NumberColumns
 from faxops.tables import MAX_NUMBER_TEXT, ListFile, file_format, iter_table_batches, number_text
 
 _E164_RE = re.compile(r"^\+[1-9]\d{5,14}$")
@@ -93,8 +93,9 @@ def _cache_key(raw: str, region: str | None) -> str:
 class NumberCache:
     """Remembers ``raw -> E.164`` (or invalid) across runs, so a warm plan never calls phonenumbers."""
 
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, columns: NumberColumns | None = None) -> None:
         self.path = path
+        self.columns = columns  # each list file's numbers in file order, taken by position when unchanged
         self.dirty = False
         # Read on first use: a warm plan takes every number from the lists' columns (``number_columns``) and never
         # needs the million entries of a large cache.
@@ -128,12 +129,6 @@ class NumberCache:
         the file again, which costs one split (a report reads the list twice and keeps the first pass)."""
         if self.path is not None and not self.dirty:
             self._known = None
-
-    def column(self, origin: tuple[int, Path], region: str | None) -> NumberColumn | None:
-        """The number column of a list file (None without a cache file: nothing is kept across runs)."""
-        if self.path is None:
-            return None
-        return NumberColumn(column_path(self.path, origin[1], region), region)
 
     def ensure(self, rows: list[Row], workers: int) -> dict[str, str]:
         """Normalise what the cache does not know yet; return the cache (key -> E.164 or "")."""
@@ -341,6 +336,7 @@ def resolve_sources(
 ) -> Iterator[Recipient | Invalid | Chunk]:
     """Like ``resolve_rows``, keeping the chunks of files whole (their ``numbers`` set), in list order."""
     rows: list[Row] = []
+    columns = cache.columns
     column: NumberColumn | None = None
     origin: tuple[int, Path] | None = None
 
@@ -353,23 +349,22 @@ def resolve_sources(
             # duplicate number, so the order of the manifest must survive the chunking.
             yield from resolve_rows(rows, cache, workers=workers)
             rows = []
-            if item.origin is None:
+            if columns is None or item.origin is None:
                 yield cache.resolve_chunk(item, workers)
                 continue
-            if item.origin != origin:
+            if column is None or item.origin != origin:
                 if column is not None:
-                    column.finish()  # the previous file was read to its end
-                origin, column = item.origin, cache.column(item.origin, item.region)
-            if column is None:
-                resolve(item)
-            else:
-                column.resolve(item, resolve)
+                    columns.done(column)  # the previous file was read to its end
+                origin, column = item.origin, columns.column(item.origin[1], item.region)
+            column.resolve(item, resolve)
             yield item
         else:
             rows.append(item)
-    if column is not None:
-        column.finish()
     yield from resolve_rows(rows, cache, workers=workers)
+    if columns is not None:
+        if column is not None:
+            columns.done(column)
+        columns.save()
 
 
 def _resolve_batch(batch: list[Row], cache: NumberCache, workers: int) -> Iterator[Recipient | Invalid]:

@@ -11,7 +11,7 @@ import pytest
 
 from faxops.campaign import open_campaign
 from faxops.chunks import Chunk
-from faxops.number_columns import column_path
+from faxops.number_columns import NumberColumns
 from faxops.recipients import NumberCache, iter_sources, resolve_sources
 from tests.conftest import CampaignDir, Result, write_csv
 
@@ -49,7 +49,8 @@ class _Reading:
 
     def numbers(self, path: Path | None = None) -> list[str]:
         self.resolved = 0
-        cache = NumberCache(path or self.path)
+        path = path or self.path
+        cache = NumberCache(path, NumberColumns(path.with_name("columns")))
         loaded = open_campaign(self.camp.manifest).loaded
         chunks = resolve_sources(iter_sources(loaded, chunk=7), cache)
         numbers = [n for c in chunks if isinstance(c, Chunk) for n in c.numbers]
@@ -73,7 +74,7 @@ def test_a_warm_reading_takes_every_number_from_the_column(
     assert "" in cold
     assert "+493020000000" in cold
     assert "+49892000001" in cold
-    column = column_path(reading.path, camp.csv, "DE")
+    column = reading.path.with_name("columns")
     assert column.stat().st_mode & 0o777 == 0o600  # every recipient's number
     written = column.read_bytes()
 
@@ -162,7 +163,7 @@ def test_a_damaged_column_is_never_trusted_beyond_its_checks(
     camp = make_campaign(_rows(60))
     reading = _Reading(camp, tmp_path / "cache" / "numbers", monkeypatch)
     cold = reading.numbers()
-    column = column_path(reading.path, camp.csv, "DE")
+    column = reading.path.with_name("columns")
     column.write_bytes(damage(column.read_bytes()))
     assert reading.numbers() == cold
     assert reading.resolved == resolved
@@ -194,3 +195,30 @@ def test_a_warm_plan_is_the_cold_plan_through_the_cli(
     warm = plan()
     shutil.rmtree(cache)
     assert warm == plan() != cold
+
+
+def test_every_list_of_a_campaign_keeps_its_column(
+    make_campaign: Make, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    camp = make_campaign(_rows(30))
+    write_csv(camp.root / "more.csv", _rows(50)[30:])
+    text = camp.manifest.read_text()
+    two = text.replace(
+        "      columns: {number: fax, name: company}\n",
+        "      columns: {number: fax, name: company}\n    - path: more.csv\n      columns: {number: fax}\n",
+    )
+    assert two != text
+    camp.manifest.write_text(two)
+    reading = _Reading(camp, tmp_path / "cache" / "numbers", monkeypatch)
+    cold = reading.numbers()
+    assert len(cold) == 50
+    assert "+33142100042" in cold[30:]
+    assert reading.resolved == 5 + 3
+    assert reading.numbers() == cold
+    assert reading.resolved == 0  # both lists from their columns
+    camp.manifest.write_text(text)  # more.csv is no longer named: its column is dropped
+    assert reading.numbers() == cold[:30]
+    assert reading.resolved == 0
+    kept = reading.path.with_name("columns").read_bytes()
+    assert kept.count(b"\n+33142100042\n") == 0
+    assert kept.count(b"\n+33142100002\n") == 1

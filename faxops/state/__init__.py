@@ -36,6 +36,7 @@ class StatePaths:
     poll_marker: Path  # when the provider was last polled (its minimum interval)
     report_marker: Path  # which reports were last delivered and when
     number_cache: Path  # normalised numbers of the recipient lists, by row
+    number_columns: Path  # each list file's normalised numbers in file order (``faxops.number_columns``)
     rescue: tuple[Path, ...] = ()  # where job records go when the journal cannot be written, in order
     #: the campaign name the manifest gives; a lockfile recorded for another name is refused
     campaign: str | None = None
@@ -53,6 +54,7 @@ class StatePaths:
             poll_marker=private / f"{stem}.polled",
             report_marker=private / f"{stem}.reported",
             number_cache=private / "cache" / f"{stem}.numbers",
+            number_columns=private / "cache" / f"{stem}.columns",
             # Outside the campaign folder first: a full or read-only campaign disk is why we rescue.
             rescue=(Path.home() / ".faxops" / "rescue", Path(tempfile.gettempdir())),
             campaign=campaign,
