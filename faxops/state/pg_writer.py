@@ -25,6 +25,7 @@ from faxops.state.events import check
 from faxops.state.group_commit import GroupCommit
 from faxops.state.lock import LockInfo, _user
 from faxops.state.lockfile import Header
+from faxops.state.pg_batch import RecordWriter
 from faxops.state.pg_schema import LOCK_NAMESPACE, migrate
 from faxops.state.postgres import (
     Conn,
@@ -37,11 +38,10 @@ from faxops.state.postgres import (
     lock_holder,
     read_state,
 )
-from faxops.state.records import Event, Record, apply_event, event_numbers
+from faxops.state.records import Event, Record
 from faxops.state.store import StateWriter
 
 HEARTBEAT_SECONDS = 15.0
-_CACHE_LIMIT = 200_000  # records the writer keeps between its transactions (intent, then answer)
 
 
 class _Lock:
@@ -68,11 +68,7 @@ class PostgresWriter(StateWriter, GroupCommit):
         self._durable = 0
         self._flushing = False
         self._broken: BaseException | None = None
-        self._cache: dict[str, bytes] = {}  # records this writer committed (an answer follows its intent)
-        # Numbers in the table when this writer last read the state (under its lock, so the table holds
-        # exactly these plus what it wrote since); None: unknown, look every number up.
-        self._known: set[str] | None = None
-        self._prepare_queries()
+        self._records = RecordWriter(self.loc)
         self._changed = False
         self._stop_heartbeat = threading.Event()
         try:
@@ -221,64 +217,17 @@ class PostgresWriter(StateWriter, GroupCommit):
             self.header = header_of(row, self.campaign)
         return self.campaign_id
 
-    def _prepare_queries(self) -> None:
-        # Composed once: a flush runs hundreds of times a second.
-        self._q_journal = sql.SQL(
-            "INSERT INTO {} (campaign_id, seq, event) "
-            "SELECT %s, s, e::jsonb FROM unnest(%s::bigint[], %s::text[]) AS u(s, e)"
-        ).format(self.loc.table("journal"))
-        self._q_select = sql.SQL("SELECT number, record FROM {} WHERE campaign_id = %s AND number = ANY(%s)").format(
-            self.loc.table("records")
-        )
-        self._q_upsert = sql.SQL(
-            "INSERT INTO {} (campaign_id, number, status, record) SELECT %s, n, s, r "
-            "FROM unnest(%s::text[], %s::text[], %s::bytea[]) AS u(n, s, r) "
-            "ON CONFLICT (campaign_id, number) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record"
-        ).format(self.loc.table("records"))
-        self._q_position = sql.SQL(
-            "UPDATE {} SET journal_seq = %s, audit = audit || %s::jsonb, updated_at = now() WHERE id = %s"
-        ).format(self.loc.table("campaigns"))
-
-    def _current(self, cid: int, touched: set[str]) -> dict[str, bytes]:
-        """The stored records of ``touched``: from the cache, else from the table (only numbers that may be there)."""
-        current = {n: self._cache[n] for n in touched if n in self._cache}
-        known = self._known
-        missing = [n for n in touched if n not in current and (known is None or n in known)]
-        if missing:
-            rows = self.conn.execute(self._q_select, (cid, missing), binary=True)
-            current.update((n, bytes(r)) for n, r in rows)
-        return current
-
     def _commit(self, batch: list[Event], then: Callable[[Conn], None] | None = None) -> None:
-        # One pipeline: the statements and the commit travel together, one round trip per group commit.
-        with self.conn.pipeline(), self.conn.transaction():
+        if then is None and self.campaign_id is not None:
+            if batch:
+                self._records.write(self.conn, self.campaign_id, batch)  # one statement, its own transaction
+            return
+        # The push inbox's deletion, or the campaign's first row, must commit with the batch or not at all.
+        with self.conn.transaction():
             if then is not None:
                 then(self.conn)
-            if not batch:
-                return
-            cid = self._ensure_campaign()
-            self.conn.execute(
-                self._q_journal, (cid, [e["seq"] for e in batch], [orjson.dumps(e).decode() for e in batch])
-            )
-            current = self._current(cid, {n for e in batch for n in event_numbers(e)})
-            working: dict[str, Record] = {}
-            for event in batch:
-                for number in event_numbers(event):
-                    record = working.get(number)
-                    if record is None and number in current:
-                        record = orjson.loads(current[number])
-                    working[number] = apply_event(number, record, event)
-            numbers = sorted(working)
-            encoded = [orjson.dumps(working[n], option=orjson.OPT_SORT_KEYS) for n in numbers]
-            statuses = [str(working[n].get("status")) for n in numbers]
-            self.conn.execute(self._q_upsert, (cid, numbers, statuses, encoded))
-            resolves = [{k: v for k, v in e.items() if k not in ("t", "seq")} for e in batch if e["t"] == "resolve"]
-            self.conn.execute(self._q_position, (batch[-1]["seq"], orjson.dumps(resolves).decode(), cid))
-        if len(self._cache) > _CACHE_LIMIT:
-            # What this run wrote is no longer all cached: from now on every number is looked up.
-            self._cache.clear()
-            self._known = None
-        self._cache.update(zip(numbers, encoded, strict=True))
+            if batch:
+                self._records.write(self.conn, self._ensure_campaign(), batch, in_transaction=True)
 
     def _error(self) -> JournalWriteError:
         assert self._broken is not None
@@ -328,6 +277,7 @@ class PostgresWriter(StateWriter, GroupCommit):
             except psycopg.Error as exc:
                 raise db_error(exc, self.loc.where, "loading the state") from None
         self.campaign_id = cid
+        self._records = RecordWriter(self.loc)  # every record was replaced: nothing held or read holds now
         self._next_seq = header.journal_seq + 1
         self.header = header
         return count
@@ -340,7 +290,9 @@ class PostgresWriter(StateWriter, GroupCommit):
             raise self._error()
         with self._db:
             state = read_state(self.conn, self.loc, self.campaign, detail)
-            self._known = set(state.summaries)
+            # Read under the lock, so these are the numbers in the table (plus what this writer adds).
+            # By reference: a copy of a million numbers was tens of MB per read.
+            self._records.hint = state.summaries
         self.header = state.header
         return state
 
