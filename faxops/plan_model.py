@@ -7,10 +7,13 @@ planner's algorithm can each be read alone; ``faxops.plan`` re-exports every nam
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from typing import Any
+
+import orjson
 
 from faxops import clock
 from faxops.clock import iso
@@ -188,6 +191,13 @@ def guard_problems(plan: Plan, guards: Guards, *, include_deferred: bool = False
 
 def plan_json(plan: Plan, *, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The ``--json`` / saved-plan document."""
+    doc = _plan_head(plan, extra)
+    doc["actions"] = [a.to_json() for action in Action for a in plan.groups[action]]
+    return doc
+
+
+def _plan_head(plan: Plan, extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The plan document without its actions."""
     doc: dict[str, Any] = {
         "format_version": PLAN_FORMAT_VERSION,
         "campaign": plan.campaign,
@@ -207,5 +217,24 @@ def plan_json(plan: Plan, *, extra: Mapping[str, Any] | None = None) -> dict[str
         doc["campaign_stop"] = plan.campaign_stop
     if extra:
         doc.update(extra)
-    doc["actions"] = [a.to_json() for action in Action for a in plan.groups[action]]
     return doc
+
+
+def plan_json_bytes(plan: Plan, *, batch: int = 10_000) -> Iterator[bytes]:
+    """``orjson.dumps(plan_json(plan), option=OPT_SORT_KEYS)``, byte for byte, in pieces of ``batch`` actions.
+
+    apply hashes this form of the plan for its receipt. Built whole, a plan of a million actions is a list
+    of a million dictionaries and ~300 MB of JSON at once: that was apply's peak memory, over 1 GiB. With
+    keys sorted, ``actions`` is the document's first key, so the actions can be written first, a batch at a
+    time, and the rest of the document (never empty: it has ``campaign``) after them.
+    """
+    head = _plan_head(plan, None)
+    assert min(head) > "actions", "a key sorted before the actions: write them in their place"
+    yield b'{"actions":['
+    actions = (a for action in Action for a in plan.groups[action])
+    first = True
+    while piece := list(islice(actions, batch)):
+        encoded = b",".join(orjson.dumps(a.to_json(), option=orjson.OPT_SORT_KEYS) for a in piece)
+        yield encoded if first else b"," + encoded
+        first = False
+    yield b"]," + orjson.dumps(head, option=orjson.OPT_SORT_KEYS)[1:]

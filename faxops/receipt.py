@@ -13,7 +13,7 @@ import getpass
 import hashlib
 import socket
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,13 @@ RECEIPT_FORMAT_VERSION = 1
 JOBS_KEPT = 100  # the jobs a receipt lists (the first by number); the counts cover all of them
 
 
-def plan_digest(data: bytes) -> str:
-    """``sha256:<hex>`` of a plan document: for a saved plan, ``sha256sum PLANFILE`` gives the same hex."""
-    return "sha256:" + hashlib.sha256(data).hexdigest()
+def plan_digest(data: bytes | Iterable[bytes]) -> str:
+    """``sha256:<hex>`` of a plan document, whole or in pieces: for a saved plan, ``sha256sum PLANFILE``
+    gives the same hex."""
+    digest = hashlib.sha256()
+    for piece in [data] if isinstance(data, bytes) else data:
+        digest.update(piece)
+    return "sha256:" + digest.hexdigest()
 
 
 @dataclass

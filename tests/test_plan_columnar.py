@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import orjson
 import pytest
 
 from faxops import planfile
@@ -20,6 +21,7 @@ from faxops.domain import Invalid, Recipient, Status
 from faxops.output import Output
 from faxops.plan import Action, Plan, Rules, make_plan, plan_json
 from faxops.plan_groups import UnchangedGroup
+from faxops.plan_model import plan_json_bytes
 from faxops.recipients import NumberCache, iter_sources, resolve_sources
 from faxops.render_markdown import render, view_of_plan
 from faxops.state.records import Summary
@@ -167,3 +169,19 @@ def test_duplicates_name_the_row_first_read_in_any_earlier_chunk(make_campaign: 
     assert columnar.duplicate_samples == reference.duplicate_samples
     assert columnar.not_in_manifest == reference.not_in_manifest == 1  # row 45 was overwritten
     assert plan_json(columnar) == plan_json(reference)
+
+
+@pytest.mark.parametrize("batch", [1, 3, 50, 10_000])
+def test_streamed_plan_json_is_the_sorted_dump_byte_for_byte(make_campaign: Make, batch: int) -> None:
+    """apply hashes the plan in pieces (a million actions built whole were its peak memory); the pieces must
+    join into exactly the document that ``plan --json`` sorted would give, or the receipt's digest changes."""
+    camp, state, suppressed = _mixed(make_campaign)
+    plans = [_plan(_chunks(camp, 20), state, suppressed), _plan([], {}, {})]
+    plans[0].currency, plans[0].cost, plans[0].cost_all = "EUR", 1.5, 9.25  # every optional key of the head
+    plans[0].campaign_stop = "budget reached"
+    for plan in plans:
+        whole = orjson.dumps(plan_json(plan), option=orjson.OPT_SORT_KEYS)
+        pieces = list(plan_json_bytes(plan, batch=batch))
+        assert b"".join(pieces) == whole
+        actions = sum(plan.count(a) for a in Action)
+        assert len(pieces) == 2 + -(-actions // batch)  # opening, one piece per batch, the rest of the document

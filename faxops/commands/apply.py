@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import orjson
-
 from faxops.commands.common import EXIT_ERROR, Signals, held_exit, report_if_due
 from faxops.errors import ApprovalError, FaxopsError, InputError, InterruptedRun
 
@@ -65,12 +63,12 @@ class TerminalUI:
             # The plan was reviewed; what was not reviewable then (the lockfile's size) is still shown.
             self.output.problems(w for w in self.campaign.warnings if w.file == self.campaign.paths.lockfile)
             return
-        from faxops.plan import plan_json
+        from faxops.plan_model import plan_json_bytes
         from faxops.receipt import plan_digest
 
         self.output.problems(self.campaign.warnings[:20])
         self.output.plan(plan, provider=self.campaign.provider.name, details=self.details)
-        self.log.plan_digest = plan_digest(orjson.dumps(plan_json(plan), option=orjson.OPT_SORT_KEYS))
+        self.log.plan_digest = plan_digest(plan_json_bytes(plan))
 
     def confirm(self, count: int) -> bool:
         if not self.output.interactive:
