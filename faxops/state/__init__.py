@@ -37,6 +37,7 @@ class StatePaths:
     report_marker: Path  # which reports were last delivered and when
     number_cache: Path  # normalised numbers of the recipient lists, by row
     number_columns: Path  # each list file's normalised numbers in file order (``faxops.number_columns``)
+    summaries: Path  # the lockfile's summaries, compactly (``faxops.state.summary_index``): a cache
     rescue: tuple[Path, ...] = ()  # where job records go when the journal cannot be written, in order
     #: the campaign name the manifest gives; a lockfile recorded for another name is refused
     campaign: str | None = None
@@ -55,6 +56,7 @@ class StatePaths:
             report_marker=private / f"{stem}.reported",
             number_cache=private / "cache" / f"{stem}.numbers",
             number_columns=private / "cache" / f"{stem}.columns",
+            summaries=private / "cache" / f"{stem}.summaries",
             # Outside the campaign folder first: a full or read-only campaign disk is why we rescue.
             rescue=(Path.home() / ".faxops" / "rescue", Path(tempfile.gettempdir())),
             campaign=campaign,

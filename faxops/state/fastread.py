@@ -1,15 +1,18 @@
 """The summaries of a whole lockfile read a block at a time: a warm plan's reading of the state.
 
-``load_state`` with no journal to replay needs, per recorded number, only its status and attempt count,
-and at a million recipients almost every record is settled (delivered, queued, sending). Reading the
-file line by line and summarising each line with a function call cost more than the plan itself; here
-each block of lines goes through a few list comprehensions of C-level calls, and only a record that is
-not settled is parsed.
+``load_state`` needs, per recorded number, only its status and attempt count, and at a million
+recipients almost every record is settled (delivered, queued, sending). Reading the file line by line
+and summarising each line with a function call cost more than the plan itself; here each block of
+lines goes through a few list comprehensions of C-level calls, and only a record that is not settled
+is parsed. The same summarising serves the fold, which writes the summaries index
+(``faxops.state.summary_index``) from the records it has just written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
 
 from faxops.domain import Status
@@ -21,14 +24,26 @@ _CLOSE = (b"  }", b"}")
 _TAILS = {f',"status":"{s}"}}'.encode(): s for s in (Status.DELIVERED, Status.QUEUED, Status.SENDING)}
 
 
-def read_summaries(path: Path, parse: Callable[[bytes], Summary]) -> dict[str, Summary] | None:
+@dataclass
+class WholeRead:
+    """A whole lockfile's summaries in file order, and where each record's line starts (``offsets`` has
+    one more entry: where the recipients end), so that a record can be read back with one ``pread``."""
+
+    summaries: dict[str, Summary] = field(default_factory=dict)
+    numbers: list[str] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+
+
+def read_summaries(path: Path, parse: Callable[[bytes], Summary]) -> WholeRead | None:
     """Every record's summary, in file order; None when the file is not in faxops' own layout (then
     the caller reads it the general way, which also reports what is wrong with it).
 
     ``parse`` summarises a record that is not settled from its JSON bytes."""
-    summaries: dict[str, Summary] = {}
+    whole = WholeRead()
     with path.open("rb") as fh:
+        position = 0
         for line in fh:
+            position += len(line)
             if line.rstrip(b"\r\n") == _OPEN:
                 break
         else:
@@ -45,13 +60,16 @@ def read_summaries(path: Path, parse: Callable[[bytes], Summary]) -> dict[str, S
             if _CLOSE[0] in lines:
                 lines = lines[: lines.index(_CLOSE[0])]
                 done = True
-            if not _summarise_block(lines, summaries, parse):
+            starts = list(accumulate((len(line) + 1 for line in lines), initial=position))
+            position = starts.pop()
+            if not _read_block(lines, starts, whole, parse):
                 return None
             if done:
-                return summaries
+                whole.offsets.append(position)
+                return whole
 
 
-def _summarise_block(lines: list[bytes], summaries: dict[str, Summary], parse: Callable[[bytes], Summary]) -> bool:
+def _read_block(lines: list[bytes], starts: list[int], whole: WholeRead, parse: Callable[[bytes], Summary]) -> bool:
     if not all(line[:5] == b'    "' for line in lines):
         return False  # indented otherwise, a blank line, a carriage return...: not faxops' own layout
     ends = [line.find(b'": {', 5) for line in lines]
@@ -62,6 +80,15 @@ def _summarise_block(lines: list[bytes], summaries: dict[str, Summary], parse: C
     if not all(raw[-1:] == b"}" for raw in raws):
         return False
     numbers = [line[5:end].decode("utf-8", "replace") for line, end in zip(lines, ends, strict=True)]
+    whole.summaries.update(zip(numbers, summarise_raws(raws, parse), strict=True))
+    whole.numbers += numbers
+    whole.offsets += starts
+    return True
+
+
+def summarise_raws(raws: list[bytes], parse: Callable[[bytes], Summary]) -> list[Summary]:
+    """The summaries of records given as their JSON bytes (keys sorted, as faxops writes them); a settled
+    one is read off its bytes and shared (see ``summarise_raw``), any other is given to ``parse``."""
     tails = [_TAILS.get(raw[raw.rfind(b',"status":"') :]) for raw in raws]
     # "n": is only ever an attempt's key (a quote inside a JSON string is escaped), as in summarise_raw.
     counts = [raw.count(b'"n":') - raw.count(b'"status":"not_sent"') for raw in raws]
@@ -72,8 +99,7 @@ def _summarise_block(lines: list[bytes], summaries: dict[str, Summary], parse: C
     ]
     if None in found:
         found = [summary or parse(raw) for summary, raw in zip(found, raws, strict=True)]
-    summaries.update(zip(numbers, found, strict=True))  # type: ignore[arg-type]  # no None left
-    return True
+    return found  # type: ignore[return-value]  # no None left
 
 
 _COUNTS = 16

@@ -24,6 +24,12 @@ def atomic_write(path: Path, chunks: Iterable[bytes], *, mode: int = 0o600) -> i
     A crash at any point leaves either the old file or the new one, never a mix. An existing file's
     permissions are kept. Returns the number of bytes written.
     """
+    return atomic_write_stat(path, chunks, mode=mode)[0]
+
+
+def atomic_write_stat(path: Path, chunks: Iterable[bytes], *, mode: int = 0o600) -> tuple[int, os.stat_result | None]:
+    """``atomic_write``, also returning the new file's ``stat`` taken after the rename (which changes its
+    ctime), or None when ``path`` is by then not the file written (replaced by someone else)."""
     with contextlib.suppress(FileNotFoundError):
         mode = os.stat(path).st_mode & 0o777
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -36,10 +42,15 @@ def atomic_write(path: Path, chunks: Iterable[bytes], *, mode: int = 0o600) -> i
             fh.flush()
             os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
+            inode = os.fstat(fh.fileno()).st_ino
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
     fsync_dir(path.parent)
-    return written
+    try:
+        st: os.stat_result | None = os.stat(path)
+    except OSError:
+        st = None
+    return written, st if st is not None and st.st_ino == inode else None

@@ -7,8 +7,11 @@ into a new lockfile (atomic replace) at the start and end of its run.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import uuid
+from array import array
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -28,6 +31,14 @@ from faxops.state.lock import LockInfo, StateLock, force_unlock, read_lock_info
 from faxops.state.lockfile import Header, iter_raw_records, parse_record, read_header, write_lockfile
 from faxops.state.records import Event, Record, Summary, apply_event, summarise, summarise_raw
 from faxops.state.store import StateStore, StateWriter
+from faxops.state.summary_index import (
+    IndexBuilder,
+    SummaryIndex,
+    binding,
+    load_index,
+    read_lines,
+    write_index,
+)
 
 if TYPE_CHECKING:
     from faxops.state.inbox import FileInbox
@@ -82,31 +93,22 @@ def load_state(paths: StatePaths, detail: Collection[str] = ()) -> RecordedState
     """The recorded state as the lockfile plus any journal not yet folded into it. Reads only.
 
     Settled records are summarised from their bytes (status and attempt count only); numbers in
-    ``detail`` are parsed in full (``apply --resend`` needs when they were last sent)."""
+    ``detail`` are parsed in full (``apply --resend`` needs when they were last sent). The lockfile's
+    summaries come from its summaries index when that is valid (``faxops.state.summary_index``)."""
     header, index = _pending(paths)
     touched: dict[str, list[int]] = dict(index.by_number) if index else {}
-    summaries: dict[str, Summary] = {}
+    summaries: dict[str, Summary] | None = None
     try:
-        whole = None
-        if header is not None and index is None and not detail:
-            # The common case of a warm plan: nothing to replay, nothing wanted in detail.
-            whole = read_summaries(paths.lockfile, lambda raw: summarise(parse_record(paths.lockfile, raw)))
-        if whole is not None:
-            summaries = whole
-        elif header is not None:
-            for number, raw in iter_raw_records(paths.lockfile):
-                pending = touched.pop(number, None)
-                fast = pending is None and isinstance(raw, bytes) and number not in detail
-                summary = summarise_raw(raw) if fast and isinstance(raw, bytes) else None
-                if summary is None:
-                    record = raw if isinstance(raw, dict) else parse_record(paths.lockfile, raw)
-                    if pending and index is not None:
-                        record = _fold_record(number, record, index.events_of(number))
-                    summary = summarise(record)
-                summaries[number] = summary
+        if header is not None:
+            summaries = _indexed(paths, header, touched, detail, index)
+            if summaries is None:
+                summaries = _read_general(paths, touched, detail, index)
+        else:
+            summaries = {}
         if index is not None:
             for number in touched:
-                summaries[number] = summarise(_fold_record(number, None, index.events_of(number)))
+                if number not in summaries:
+                    summaries[number] = summarise(_fold_record(number, None, index.events_of(number)))
     finally:
         if index is not None:
             index.close()
@@ -117,6 +119,72 @@ def load_state(paths: StatePaths, detail: Collection[str] = ()) -> RecordedState
         journal_events=index.events if index else 0,
         torn_tail=bool(index and index.torn_tail),
     )
+
+
+def _indexed(
+    paths: StatePaths,
+    header: Header,
+    touched: dict[str, list[int]],
+    detail: Collection[str],
+    index: JournalIndex | None,
+) -> dict[str, Summary] | None:
+    """The lockfile's summaries from its index (or, missing or stale, from one block-wise read, which then
+    writes the index), with the records the journal touched or ``detail`` asks for read back by offset
+    and replayed; None when neither works (not faxops' layout): the caller reads the lockfile whole."""
+    known = _summary_index(paths, header)
+    if known is None:
+        return None
+    wanted = set(touched).union(detail)
+    lines = read_lines(known, wanted) if wanted else {}
+    if lines is None:
+        return None
+    summaries = known.summaries
+    for number, raw in lines.items():
+        record = parse_record(paths.lockfile, raw)
+        if number in touched and index is not None:
+            record = _fold_record(number, record, index.events_of(number))
+        summaries[number] = summarise(record)
+    return summaries
+
+
+def _summary_index(paths: StatePaths, header: Header) -> SummaryIndex | None:
+    known = load_index(paths.summaries, paths.lockfile, header)
+    if known is not None:
+        return known
+    try:
+        before = os.stat(paths.lockfile)
+    except OSError:
+        return None
+    whole = read_summaries(paths.lockfile, lambda raw: summarise(parse_record(paths.lockfile, raw)))
+    if whole is None:
+        return None
+    known = SummaryIndex(
+        paths.lockfile, binding(before), whole.summaries, whole.numbers, memoryview(array("Q", whole.offsets))
+    )
+    # Written only when the file read is the one stat-ed, its header unchanged: an index bound to another
+    # file's bytes would be trusted by the next reader.
+    with contextlib.suppress(OSError, StateError):
+        if binding(os.stat(paths.lockfile)) == known.binding and read_header(paths.lockfile) == header:
+            write_index(paths.summaries, header, before, whole.numbers, whole.summaries, whole.offsets)
+    return known
+
+
+def _read_general(
+    paths: StatePaths, touched: dict[str, list[int]], detail: Collection[str], index: JournalIndex | None
+) -> dict[str, Summary]:
+    """Every record of a lockfile in any layout, read one by one (a file reformatted by hand)."""
+    summaries: dict[str, Summary] = {}
+    for number, raw in iter_raw_records(paths.lockfile):
+        pending = number in touched
+        fast = not pending and isinstance(raw, bytes) and number not in detail
+        summary = summarise_raw(raw) if fast and isinstance(raw, bytes) else None
+        if summary is None:
+            record = raw if isinstance(raw, dict) else parse_record(paths.lockfile, raw)
+            if pending and index is not None:
+                record = _fold_record(number, record, index.events_of(number))
+            summary = summarise(record)
+        summaries[number] = summary
+    return summaries
 
 
 def _fold_record(number: str, record: Record | None, events: list[Event]) -> Record:
@@ -197,8 +265,9 @@ def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None =
         )
         if index is not None:
             new_header.audit.extend({k: v for k, v in e.items() if k not in ("t", "seq")} for e in index.resolves)
+        builder = IndexBuilder(lambda raw: summarise(parse_record(paths.lockfile, raw)))
         try:
-            write_lockfile(paths.lockfile, new_header, _merged(paths, header, index))
+            write_lockfile(paths.lockfile, new_header, _merged(paths, header, index), builder)
         except ValueError as exc:
             raise StateError(f"{paths.lockfile}: {exc}") from None
         except OSError as exc:
@@ -210,6 +279,9 @@ def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None =
     finally:
         if index is not None:
             index.close()
+    # Right after the rename: a crash before this line leaves the old index, bound to the old file, which
+    # every reader then ignores.
+    builder.write(paths.summaries, new_header)
     if index is not None:
         paths.journal.unlink()
         fsync_dir(paths.journal.parent)

@@ -19,15 +19,17 @@ of building one huge object. A file edited by hand (other whitespace) is still r
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from faxops.errors import StateError
-from faxops.state.files import atomic_write
+from faxops.state.files import atomic_write_stat
 from faxops.state.records import Record
 
 FORMAT_VERSION = 1
@@ -175,31 +177,65 @@ def iter_raw_records(path: Path) -> Iterator[tuple[str, bytes | Record]]:
             yield item
 
 
-def write_lockfile(path: Path, header: Header, records: Iterable[tuple[str, bytes | Record]]) -> int:
+class LineObserver(Protocol):
+    """Sees every record ``write_lockfile`` writes (the fold builds the summaries index from them)."""
+
+    def lines(self, numbers: list[str], datas: list[bytes], starts: list[int]) -> None:
+        """A batch of records in file order: numbers, JSON bytes, where each line starts in the file."""
+
+    def end(self, offset: int, stat: os.stat_result | None) -> None:
+        """Where the recipients end; the new lockfile's ``stat`` after its rename (None: replaced since)."""
+
+
+def write_lockfile(
+    path: Path, header: Header, records: Iterable[tuple[str, bytes | Record]], observer: LineObserver | None = None
+) -> int:
     """Atomically write a lockfile; ``records`` must come sorted by number. Returns bytes written.
 
     A record given as bytes is written as it is: a record the journal did not touch is copied from the
     old lockfile without being parsed and serialised again (most of a fold after a small retry run)."""
+    end = 0
 
     def chunks() -> Iterator[bytes]:
+        nonlocal end
         head = orjson.dumps(header.to_json(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
         # Re-open the header object to append the recipients as the last key.
-        yield head[: head.rstrip().rfind(b"}")].rstrip() + b",\n" + _RECIPIENTS_OPEN + b"\n"
+        opening = head[: head.rstrip().rfind(b"}")].rstrip() + b",\n" + _RECIPIENTS_OPEN + b"\n"
+        yield opening
+        position = len(opening)
         previous = None
-        first = True
-        buf: list[bytes] = []
+        numbers: list[str] = []
+        datas: list[bytes] = []
+
+        def batch() -> bytes:
+            nonlocal position
+            lines = [b'    "' + number.encode() + b'": ' + data for number, data in zip(numbers, datas, strict=True)]
+            # Each line but the first of the file follows the previous one's ",\n".
+            first = position + (0 if previous_lines == 0 else 2)
+            body = b",\n".join(lines) if previous_lines == 0 else b",\n" + b",\n".join(lines)
+            if observer is not None:
+                observer.lines(numbers, datas, list(accumulate((len(line) + 2 for line in lines[:-1]), initial=first)))
+            position += len(body)
+            return body
+
+        previous_lines = 0
         for number, record in records:
             if previous is not None and number <= previous:
                 raise ValueError(f"lockfile records out of order: {number} after {previous}")
             previous = number
-            data = record if isinstance(record, bytes) else orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-            line = b'    "' + number.encode() + b'": ' + data
-            buf.append(line if first else b",\n" + line)
-            first = False
-            if len(buf) >= 4096:
-                yield b"".join(buf)
-                buf = []
-        buf.append(b"  }\n}\n" if first else b"\n  }\n}\n")
-        yield b"".join(buf)
+            numbers.append(number)
+            datas.append(record if isinstance(record, bytes) else orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
+            if len(numbers) >= 4096:
+                yield batch()
+                previous_lines += len(numbers)
+                numbers, datas = [], []
+        if numbers:
+            yield batch()
+            previous_lines += len(numbers)
+        end = position if previous_lines == 0 else position + 1  # past the last record's newline
+        yield b"  }\n}\n" if previous_lines == 0 else b"\n  }\n}\n"
 
-    return atomic_write(path, chunks(), mode=0o600)
+    written, stat = atomic_write_stat(path, chunks(), mode=0o600)
+    if observer is not None:
+        observer.end(end, stat)
+    return written
