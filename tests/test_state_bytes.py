@@ -132,7 +132,7 @@ def test_state_read_a_block_at_a_time_equals_the_line_by_line_reading(
     fast = load_state(paths)
     paths.summaries.unlink()  # written by that first read; the next would take it, not the lockfile
     with monkeypatch.context() as patched:
-        patched.setattr("faxops.state.local.read_summaries", lambda *args: None)  # the line-by-line reader
+        patched.setattr("faxops.state.indexed_read.read_summaries", lambda *args: None)  # the line-by-line reader
         line_by_line = load_state(paths, detail={"+0"})
     assert fast.summaries == line_by_line.summaries
     assert list(fast.summaries) == list(RECORDS)

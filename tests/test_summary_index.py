@@ -204,7 +204,7 @@ def test_journal_events_are_replayed_on_top_of_the_index(
     indexed = load_state(paths, detail={"+493012345678"})
     writer.abandon()  # the journal stays unfolded, as during or after a killed apply
     # The reference: the lockfile read line by line, as for a file in another layout.
-    monkeypatch.setattr("faxops.state.local.read_summaries", lambda *args: None)
+    monkeypatch.setattr("faxops.state.indexed_read.read_summaries", lambda *args: None)
     paths.summaries.unlink()
     whole = load_state(paths, detail={"+493012345678"})
     monkeypatch.undo()

@@ -16,11 +16,12 @@ import contextlib
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC
+from itertools import accumulate
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -224,48 +225,31 @@ class JournalIndex:
             raise
 
     def _scan(self, after_seq: int) -> None:
-        offset = 0
-        line_no = 0
         by_number = self.by_number
+        tail = JournalTail()
         with os.fdopen(os.dup(self._fd), "rb") as fh:
-            for line in fh:
-                line_no += 1
-                start, offset = offset, offset + len(line)
-                if not line.endswith(b"\n"):
-                    try:
-                        event = orjson.loads(line)
-                    except orjson.JSONDecodeError:
-                        self.torn_tail = True  # cut by a crash; it was never acknowledged
-                        break
-                else:
-                    try:
-                        event = orjson.loads(line)
-                    except orjson.JSONDecodeError:
-                        if fh.peek(1):
-                            raise StateError(
-                                f"{self.path}:{line_no}: the journal is damaged in its middle; faxops will not guess",
-                                hint="keep the file; it holds job IDs. Ask for help before deleting it.",
-                            ) from None
-                        self.torn_tail = True
-                        break
-                kind = event.get("t")
-                if kind == "header":
-                    self.lineage = event.get("lineage")
-                    continue
-                seq = int(event.get("seq", 0))
-                if seq <= after_seq:
-                    continue
-                self.events += 1
-                self.last_seq = max(self.last_seq, seq)
-                if kind == "resolve":
-                    self.resolves.append(event)
-                packed = (start << 24) | len(line)
-                for number in event_numbers(event):
-                    entries = by_number.get(number)
-                    if entries is None:
-                        by_number[number] = [packed]
-                    else:
-                        entries.append(packed)
+            for events, starts, lengths in journal_blocks(fh, self.path, tail):
+                for event, start, length in zip(events, starts, lengths, strict=True):
+                    kind = event.get("t")
+                    if kind == "header":
+                        self.lineage = event.get("lineage")
+                        continue
+                    seq = int(event.get("seq", 0))
+                    if seq <= after_seq:
+                        continue
+                    self.events += 1
+                    if seq > self.last_seq:
+                        self.last_seq = seq
+                    if kind == "resolve":
+                        self.resolves.append(event)
+                    packed = (start << 24) | length
+                    for number in event_numbers(event):
+                        entries = by_number.get(number)
+                        if entries is None:
+                            by_number[number] = [packed]
+                        else:
+                            entries.append(packed)
+        self.torn_tail = tail.torn
 
     def events_of(self, number: str) -> list[Event]:
         """The events of ``number``, in journal order."""
@@ -282,3 +266,60 @@ class JournalIndex:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_BLOCK = 16 << 20
+
+
+@dataclass
+class JournalTail:
+    """Set by ``journal_blocks`` when the last line was cut short by a crash (it was never acknowledged)."""
+
+    torn: bool = False
+
+
+def journal_blocks(
+    fh: BinaryIO, path: Path, tail: JournalTail, block: int = _BLOCK
+) -> Iterator[tuple[list[Event], list[int], list[int]]]:
+    """A journal's events parsed a block of lines at a time (one C-level pass per block), with where each
+    line starts and its length (newline included). A torn last line ends the reading (``tail.torn``); a
+    line that cannot be read anywhere else is an error: the journal holds job IDs, faxops will not guess."""
+    offset = 0
+    line_no = 0
+    rest = b""
+    while True:
+        chunk = fh.read(block)
+        data = rest + chunk if rest else chunk
+        if not chunk:
+            if data:  # a last line without its newline: kept when it is a complete event
+                try:
+                    yield [orjson.loads(data)], [offset], [len(data)]
+                except orjson.JSONDecodeError:
+                    tail.torn = True
+            return
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            rest = data
+            continue
+        lines, rest = data[: cut - 1].split(b"\n"), data[cut:]
+        lengths = [len(line) + 1 for line in lines]
+        starts = list(accumulate(lengths[:-1], initial=offset))
+        try:
+            events = list(map(orjson.loads, lines))
+        except orjson.JSONDecodeError:
+            events = []
+            for i, line in enumerate(lines):
+                try:
+                    events.append(orjson.loads(line))
+                except orjson.JSONDecodeError:
+                    if i < len(lines) - 1 or rest or fh.read(1):
+                        raise StateError(
+                            f"{path}:{line_no + i + 1}: the journal is damaged in its middle; faxops will not guess",
+                            hint="keep the file; it holds job IDs. Ask for help before deleting it.",
+                        ) from None
+                    tail.torn = True  # cut by a crash after its newline was written? never acknowledged
+                    yield events, starts[:i], lengths[:i]
+                    return
+        yield events, starts, lengths
+        offset += cut
+        line_no += len(lines)

@@ -7,11 +7,8 @@ into a new lockfile (atomic replace) at the start and end of its run.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
 import uuid
-from array import array
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -24,21 +21,15 @@ from faxops.errors import StateError
 # shared with the PostgreSQL backend), so this import of a package still initialising is safe.
 from faxops.state import RecordedState, StatePaths
 from faxops.state.events import check
-from faxops.state.fastread import read_summaries
 from faxops.state.files import fsync_dir
+from faxops.state.indexed_read import indexed_summaries, read_general
 from faxops.state.journal import Journal, JournalIndex
 from faxops.state.lock import LockInfo, StateLock, force_unlock, read_lock_info
 from faxops.state.lockfile import Header, iter_raw_records, parse_record, read_header, write_lockfile
-from faxops.state.records import Event, Record, Summary, apply_event, summarise, summarise_raw
+from faxops.state.records import Event, Record, Summary, fold_events, summarise
+from faxops.state.replay import Replayed, replay
 from faxops.state.store import StateStore, StateWriter
-from faxops.state.summary_index import (
-    IndexBuilder,
-    SummaryIndex,
-    binding,
-    load_index,
-    read_lines,
-    write_index,
-)
+from faxops.state.summary_index import IndexBuilder, Moved, lines_reader, load_index
 
 if TYPE_CHECKING:
     from faxops.state.inbox import FileInbox
@@ -100,15 +91,15 @@ def load_state(paths: StatePaths, detail: Collection[str] = ()) -> RecordedState
     summaries: dict[str, Summary] | None = None
     try:
         if header is not None:
-            summaries = _indexed(paths, header, touched, detail, index)
+            summaries = indexed_summaries(paths, header, touched, detail, index)
             if summaries is None:
-                summaries = _read_general(paths, touched, detail, index)
+                summaries = read_general(paths, touched, detail, index)
         else:
             summaries = {}
         if index is not None:
             for number in touched:
                 if number not in summaries:
-                    summaries[number] = summarise(_fold_record(number, None, index.events_of(number)))
+                    summaries[number] = summarise(fold_events(number, None, index.events_of(number)))
     finally:
         if index is not None:
             index.close()
@@ -119,79 +110,6 @@ def load_state(paths: StatePaths, detail: Collection[str] = ()) -> RecordedState
         journal_events=index.events if index else 0,
         torn_tail=bool(index and index.torn_tail),
     )
-
-
-def _indexed(
-    paths: StatePaths,
-    header: Header,
-    touched: dict[str, list[int]],
-    detail: Collection[str],
-    index: JournalIndex | None,
-) -> dict[str, Summary] | None:
-    """The lockfile's summaries from its index (or, missing or stale, from one block-wise read, which then
-    writes the index), with the records the journal touched or ``detail`` asks for read back by offset
-    and replayed; None when neither works (not faxops' layout): the caller reads the lockfile whole."""
-    known = _summary_index(paths, header)
-    if known is None:
-        return None
-    wanted = set(touched).union(detail)
-    lines = read_lines(known, wanted) if wanted else {}
-    if lines is None:
-        return None
-    summaries = known.summaries
-    for number, raw in lines.items():
-        record = parse_record(paths.lockfile, raw)
-        if number in touched and index is not None:
-            record = _fold_record(number, record, index.events_of(number))
-        summaries[number] = summarise(record)
-    return summaries
-
-
-def _summary_index(paths: StatePaths, header: Header) -> SummaryIndex | None:
-    known = load_index(paths.summaries, paths.lockfile, header)
-    if known is not None:
-        return known
-    try:
-        before = os.stat(paths.lockfile)
-    except OSError:
-        return None
-    whole = read_summaries(paths.lockfile, lambda raw: summarise(parse_record(paths.lockfile, raw)))
-    if whole is None:
-        return None
-    known = SummaryIndex(
-        paths.lockfile, binding(before), whole.summaries, whole.numbers, memoryview(array("Q", whole.offsets))
-    )
-    # Written only when the file read is the one stat-ed, its header unchanged: an index bound to another
-    # file's bytes would be trusted by the next reader.
-    with contextlib.suppress(OSError, StateError):
-        if binding(os.stat(paths.lockfile)) == known.binding and read_header(paths.lockfile) == header:
-            write_index(paths.summaries, header, before, whole.numbers, whole.summaries, whole.offsets)
-    return known
-
-
-def _read_general(
-    paths: StatePaths, touched: dict[str, list[int]], detail: Collection[str], index: JournalIndex | None
-) -> dict[str, Summary]:
-    """Every record of a lockfile in any layout, read one by one (a file reformatted by hand)."""
-    summaries: dict[str, Summary] = {}
-    for number, raw in iter_raw_records(paths.lockfile):
-        pending = number in touched
-        fast = not pending and isinstance(raw, bytes) and number not in detail
-        summary = summarise_raw(raw) if fast and isinstance(raw, bytes) else None
-        if summary is None:
-            record = raw if isinstance(raw, dict) else parse_record(paths.lockfile, raw)
-            if pending and index is not None:
-                record = _fold_record(number, record, index.events_of(number))
-            summary = summarise(record)
-        summaries[number] = summary
-    return summaries
-
-
-def _fold_record(number: str, record: Record | None, events: list[Event]) -> Record:
-    for event in events:
-        record = apply_event(number, record, event)
-    assert record is not None
-    return record
 
 
 def read_records(paths: StatePaths) -> Iterator[tuple[str, Record]]:
@@ -222,7 +140,7 @@ def _merged(
 
     def folded(number: str, record: Record | None) -> Record:
         assert index is not None
-        return _fold_record(number, record, index.events_of(number))
+        return fold_events(number, record, index.events_of(number))
 
     if header is not None:
         for number, raw in iter_raw_records(paths.lockfile):
@@ -237,6 +155,55 @@ def _merged(
         yield number, folded(number, None)
 
 
+def _replayed(paths: StatePaths, header: Header | None) -> tuple[bool, Replayed | None]:
+    """The journal replayed in one sequential pass (``faxops.state.replay``); None when there is no journal;
+    False when the lockfile's records cannot be read by offset (no valid summaries index): then the caller
+    folds the general way."""
+    after = header.journal_seq if header else 0
+
+    def check(lineage: str | None) -> None:
+        _check_lineage(paths, header, lineage)
+
+    try:
+        if header is None:
+            return True, replay(paths.journal, after, lambda number: None, check)
+        known = load_index(paths.summaries, paths.lockfile, header)
+        if known is None:
+            return False, None
+        with lines_reader(known) as read:
+
+            def old(number: str) -> Record | None:
+                raw = read(number)
+                return None if raw is None else parse_record(paths.lockfile, raw)
+
+            return True, replay(paths.journal, after, old, check)
+    except FileNotFoundError:
+        return True, None
+    except Moved:
+        return False, None
+    except OSError as exc:
+        raise StateError(f"{paths.journal}: cannot read the journal: {exc.strerror}") from None
+
+
+def _merged_replayed(
+    paths: StatePaths, header: Header | None, replayed: Replayed
+) -> Iterator[tuple[str, bytes | Record]]:
+    """``_merged`` for a journal replayed whole: the records it touched come as their final bytes."""
+    touched = replayed.numbers()
+    i = 0
+    if header is not None:
+        for number, raw in iter_raw_records(paths.lockfile):
+            while i < len(touched) and touched[i] < number:
+                yield touched[i], replayed.record_bytes(touched[i])
+                i += 1
+            if i < len(touched) and touched[i] == number:
+                raw = replayed.record_bytes(number)
+                i += 1
+            yield number, raw
+    for number in touched[i:]:
+        yield number, replayed.record_bytes(number)
+
+
 @bulk
 def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None = None) -> Header | None:
     """Write the journal's events into a new lockfile and remove the journal. Caller holds the lock.
@@ -245,7 +212,12 @@ def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None =
     it, the new lockfile records the journal's last sequence number, so a journal left behind by a
     crash before its removal is recognised as already folded.
     """
-    header, index = _pending(paths)
+    header = read_header(paths.lockfile)
+    check_owner(paths, header)
+    replayable, replayed = _replayed(paths, header)
+    index: JournalIndex | Replayed | None = replayed
+    if not replayable:
+        header, index = _pending(paths)
     try:
         unchanged = applied_with is None or header is None or header.applied_with == applied_with
         # Nothing new: do not rewrite (a serial that moves without a change would stale every saved plan).
@@ -267,7 +239,11 @@ def fold(paths: StatePaths, campaign: str, applied_with: dict[str, Any] | None =
             new_header.audit.extend({k: v for k, v in e.items() if k not in ("t", "seq")} for e in index.resolves)
         builder = IndexBuilder(lambda raw: summarise(parse_record(paths.lockfile, raw)))
         try:
-            write_lockfile(paths.lockfile, new_header, _merged(paths, header, index), builder)
+            if isinstance(index, Replayed):
+                records = _merged_replayed(paths, header, index)
+            else:
+                records = _merged(paths, header, index)
+            write_lockfile(paths.lockfile, new_header, records, builder)
         except ValueError as exc:
             raise StateError(f"{paths.lockfile}: {exc}") from None
         except OSError as exc:

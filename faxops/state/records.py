@@ -37,6 +37,14 @@ def event_numbers(event: Event) -> list[str]:
     return []
 
 
+def fold_events(number: str, record: Record | None, events: list[Event]) -> Record:
+    """``number``'s record after ``events``, in order (a new record when ``record`` is None)."""
+    for event in events:
+        record = apply_event(number, record, event)
+    assert record is not None
+    return record
+
+
 def counted_attempts(record: Record) -> int:
     """Attempts that may have reached a provider (a request that certainly never left does not count)."""
     return sum(1 for a in record.get("attempts", ()) if a.get("status") != Status.NOT_SENT)
@@ -72,23 +80,42 @@ def _set_status(attempt: dict[str, Any], status: Status, at: str | None, **extra
     return True
 
 
+#: what a status update carries, by the attempt's key and the update's
+_UPDATE_FIELDS = (
+    ("raw_status", "raw"),
+    ("reason", "reason"),
+    ("retryable", "retryable"),
+    ("pages", "pages"),
+    ("failure", "failure"),
+    ("duration", "duration"),
+    ("cost", "cost"),
+)
+
+
 def _apply_update(attempt: dict[str, Any], update: dict[str, Any], at: str | None) -> None:
     provider_id = update.get("provider_id")
     if provider_id and provider_id not in (attempt.get("job_id"), attempt.get("recipient_id")):
         # Recorded even when the status itself is stale: a job ID is never dropped.
         attempt["fax_id"] = provider_id
-    _set_status(
-        attempt,
-        Status(update["status"]),
-        update.get("at") or at,
-        raw_status=update.get("raw"),
-        reason=update.get("reason"),
-        retryable=update.get("retryable"),
-        pages=update.get("pages"),
-        failure=update.get("failure"),
-        duration=update.get("duration"),
-        cost=update.get("cost"),
-    )
+    # ``_set_status`` spelt out: every send's answer comes through here, a million times in a fold.
+    status = update["status"]
+    rank = _RANKS.get(status)
+    if rank is None:
+        rank = Status(status).rank  # not a status faxops knows: refused with Status' own error
+    current = attempt.get("status", Status.PENDING)
+    current_rank = _RANKS.get(current)
+    if current_rank is None:
+        current_rank = Status(current).rank
+    if current in _FINAL_TEXTS or rank < current_rank:
+        return
+    attempt["status"] = str(status)
+    when = update.get("at") or at
+    if when:
+        attempt["updated_at"] = when
+    for key, field in _UPDATE_FIELDS:
+        value = update.get(field)
+        if value is not None:
+            attempt[key] = value
 
 
 def apply_event(number: str, record: Record | None, event: Event) -> Record:
@@ -100,10 +127,13 @@ def apply_event(number: str, record: Record | None, event: Event) -> Record:
             f"unknown journal event type {kind!r} for {number}; it may have been written by a newer faxops",
             hint="use the faxops version that wrote it; the journal holds job IDs, keep it",
         )
-    record = record if record is not None else {"attempts": []}
     at = event.get("at")
     ref = event.get("ref")
-    attempt = _attempt(record, ref) if ref else None
+    if record is None:  # a first send: most of a fold's events
+        record = {"attempts": []}
+        attempt = None
+    else:
+        attempt = _attempt(record, ref) if ref else None
     if kind == "expire":
         # The campaign's expiry passed before this recipient was (successfully) sent: never send it late.
         if derive_status(record) in (Status.FAILED, Status.NOT_SENT):
@@ -125,7 +155,7 @@ def _on_intent(record: Record, attempt: dict[str, Any] | None, event: Event) -> 
         return
     attempts.append(
         {
-            "n": counted_attempts(record) + 1,
+            "n": counted_attempts(record) + 1 if attempts else 1,
             "provider": event["provider"],
             "reference": event.get("ref"),
             "submitted_at": event.get("at"),
@@ -207,13 +237,20 @@ _ANSWERS: dict[str, Callable[[str, dict[str, Any], Event, str | None], None]] = 
 def derive_status(record: Record) -> str:
     """A recipient's status is its latest attempt's, ignoring attempts that certainly never left."""
     status = str(Status.NOT_SENT)
-    for attempt in reversed(record.get("attempts", ())):
-        if attempt.get("status") != Status.NOT_SENT:
-            status = str(attempt["status"])
-            break
-    if record.get("expired_at") and status in (Status.FAILED, Status.NOT_SENT):
+    attempts = record.get("attempts", ())
+    if attempts and attempts[-1].get("status") != Status.NOT_SENT:
+        status = str(attempts[-1]["status"])  # the common case, without the loop
+    else:
+        for attempt in reversed(attempts):
+            if attempt.get("status") != Status.NOT_SENT:
+                status = str(attempt["status"])
+                break
+    if status in _EXPIRABLE and record.get("expired_at"):
         return str(Status.EXPIRED)
     return status
+
+
+_EXPIRABLE = frozenset({str(Status.FAILED), str(Status.NOT_SENT)})
 
 
 @dataclass(slots=True)  # not frozen (4x cheaper to build); shared instances must never be mutated

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import zlib
 from array import array
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -114,16 +114,22 @@ def write_index(
     their lines starting at ``offsets`` (one more: the end). Returns False when it was not written."""
     if len(summaries) != len(numbers) or len(offsets) != len(numbers) + 1:
         return False  # a number twice in the file: the reader's dict would not say which line is whose
-    kinds: dict[int, tuple[int, Summary]] = {}  # by id(): a Summary is mutable, hence not hashable
-    spelled: dict[str, list[Any]] = {}
-    codes = bytearray(len(numbers))
-    shared = _shared_code(kinds)
-    for i, summary in enumerate(map(summaries.__getitem__, numbers)):
-        code = shared(summary)
-        if code:
-            codes[i] = code
+    # By identity (a Summary is mutable, hence not hashable): the settled records share a few summaries.
+    values = list(map(summaries.__getitem__, numbers))
+    ids = list(map(id, values))
+    distinct = dict(zip(ids, values, strict=True))
+    kinds: list[Summary] = []
+    code_of: dict[int, int] = {}
+    for key, summary in distinct.items():
+        # Only the shared summaries of settled records (status and count, nothing else) get a code: they
+        # are what ``shared_summary`` gives back for the same pair on reading.
+        if shared_summary(summary.status, summary.attempts) is summary and len(kinds) < _MAX_KINDS:
+            kinds.append(summary)
+            code_of[key] = len(kinds)
         else:
-            spelled[numbers[i]] = _spell(summary)
+            code_of[key] = 0
+    codes = bytes(map(code_of.__getitem__, ids))
+    spelled = {number: _spell(summaries[number]) for number, code in zip(numbers, codes, strict=True) if not code}
     offsets_array = array("Q", offsets)
     if sys.byteorder != "little":
         offsets_array.byteswap()
@@ -140,28 +146,11 @@ def write_index(
         **_header_binding(header),
         "lockfile": binding(lockfile_stat),
         "count": len(numbers),
-        "kinds": [[str(s.status), s.attempts] for _, s in kinds.values()],
+        "kinds": [[str(s.status), s.attempts] for s in kinds],
         "sizes": [len(s) for s in sections],
         "crc32": crc,
     }
     return _replace(path, [MAGIC, orjson.dumps(meta), b"\n", *sections])
-
-
-def _shared_code(kinds: dict[int, tuple[int, Summary]]) -> Callable[[Summary], int]:
-    """A function giving a settled (shared) summary its one-byte code, or 0 for one to spell out."""
-
-    def code(summary: Summary) -> int:
-        found = kinds.get(id(summary))
-        if found is not None:
-            return found[0]
-        # Only the shared summaries of settled records (status and count, nothing else) get a code: they
-        # are what ``shared_summary`` gives back for the same pair on reading.
-        if shared_summary(summary.status, summary.attempts) is not summary or len(kinds) >= _MAX_KINDS:
-            return 0
-        kinds[id(summary)] = (len(kinds) + 1, summary)
-        return len(kinds)
-
-    return code
 
 
 def _replace(path: Path, chunks: list[bytes]) -> bool:
@@ -279,24 +268,50 @@ def _parse(data: bytes, lockfile: Path, header: Header, lockfile_stat: os.stat_r
     )
 
 
-def read_lines(index: SummaryIndex, numbers: Collection[str]) -> dict[str, bytes] | None:
-    """The JSON bytes of these numbers' records, read from the lockfile by offset (a number it does not hold
-    is left out); None when a line is not where the index says (the caller then reads the lockfile)."""
-    found: dict[str, bytes] = {}
-    wanted = sorted((where, number) for number in numbers if (where := index.line_of(number)) is not None)
-    if not wanted:
-        return found
+class Moved(Exception):
+    """A record's line is not where the index says: the lockfile is to be read the general way."""
+
+
+@contextlib.contextmanager
+def lines_reader(index: SummaryIndex) -> Iterator[Callable[[str], bytes | None]]:
+    """A function giving a number's record as JSON bytes read from the lockfile by offset, or None when the
+    lockfile holds no such number; it raises ``Moved`` when a line is not where the index says."""
     with index.lockfile.open("rb") as fh:
         fd = fh.fileno()
         if binding(os.fstat(fd)) != index.binding:
-            return None  # replaced since the index was read (a fold ran): read the new one whole
-        for (start, end), number in wanted:
+            raise Moved  # replaced since the index was read (a fold ran)
+
+        def read(number: str) -> bytes | None:
+            where = index.line_of(number)
+            if where is None:
+                return None
+            start, end = where
             line = os.pread(fd, end - start, start)
             prefix = b'    "' + number.encode() + b'": '
             raw = line[len(prefix) :].rstrip(b"\n").rstrip(b",")
             if not line.startswith(prefix) or not raw.startswith(b"{") or not raw.endswith(b"}"):
-                return None
-            found[number] = raw
+                raise Moved
+            return raw
+
+        yield read
+
+
+def read_lines(index: SummaryIndex, numbers: Collection[str]) -> dict[str, bytes] | None:
+    """The JSON bytes of these numbers' records, read from the lockfile by offset (a number it does not hold
+    is left out); None when a line is not where the index says (the caller then reads the lockfile)."""
+    found: dict[str, bytes] = {}
+    # In file order: the reads go forward through the file.
+    wanted = sorted((where, number) for number in numbers if (where := index.line_of(number)) is not None)
+    if not wanted:
+        return found
+    try:
+        with lines_reader(index) as read:
+            for _, number in wanted:
+                raw = read(number)
+                assert raw is not None
+                found[number] = raw
+    except Moved:
+        return None
     return found
 
 
