@@ -177,7 +177,12 @@ def _on_receipt(number: str, attempt: dict[str, Any], event: Event, at: str | No
     found = event["t"] == "found"
     if found:
         attempt.pop("reason", None)  # the "outcome unknown" reason no longer holds
-    _set_status(attempt, Status.QUEUED, at)
+    if attempt.get("status") == Status.PENDING:  # the answer to a send: moves forward, nothing to compare
+        attempt["status"] = str(Status.QUEUED)
+        if at:
+            attempt["updated_at"] = at
+    else:
+        _set_status(attempt, Status.QUEUED, at)
     for update in event.get("updates", ()):
         if update["number"] == number:
             _apply_update(attempt, update, at)
