@@ -10,6 +10,7 @@ import pytest
 
 from faxops.domain import Receipt, Status, StatusUpdate
 from faxops.state import StatePaths, fold, load_state, local
+from faxops.state import replay as replay_module
 from faxops.state.events import expire, intent, outcome, receipt, rejected, resolve, status, updates_json
 from faxops.state.journal import Journal
 from faxops.state.lockfile import Header, read_header, write_lockfile
@@ -53,11 +54,12 @@ def _events() -> list[Event]:
 
 def _count_replays(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
-    real = local.replay
+    real = replay_module.replay
 
     def counted(*args: Any, **kwargs: Any) -> Replayed:
         calls.append("replay")
-        return real(*args, **kwargs)
+        result: Replayed = real(*args, **kwargs)
+        return result
 
     monkeypatch.setattr(local, "replay", counted)
     return calls

@@ -145,3 +145,20 @@ def test_state_read_a_block_at_a_time_equals_the_line_by_line_reading(
         return {number: (str(s.status), s.attempts) for number, s in summaries.items()}
 
     assert brief(load_state(paths).summaries) == brief(line_by_line.summaries)
+
+
+@pytest.mark.parametrize("block", [16, 1 << 20])
+def test_records_read_in_blocks_equal_the_whole_document_in_any_layout(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    paths = StatePaths.for_manifest(tmp_path / "camp.yaml")
+    write_lockfile(paths.lockfile, Header("L", 1, "camp"), sorted(RECORDS.items()))
+    monkeypatch.setattr("faxops.state.fastread._BLOCK", block)
+    assert list(read_records(paths)) == sorted(RECORDS.items())
+    # Edited by hand half way down (another indentation from the fourth record on): the block reader stops
+    # there and the general reader carries on, each record once, in order.
+    lines = paths.lockfile.read_text().splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith('    "+494"'))
+    paths.lockfile.write_text("".join(lines[:at] + ["  " + line for line in lines[at:]]))
+    assert list(read_records(paths)) == sorted(RECORDS.items())
+    assert [n for n, _ in read_raw_records(paths)] == sorted(RECORDS)

@@ -10,7 +10,7 @@ is parsed. The same summarising serves the fold, which writes the summaries inde
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate
 from pathlib import Path
@@ -40,6 +40,28 @@ def read_summaries(path: Path, parse: Callable[[bytes], Summary]) -> WholeRead |
 
     ``parse`` summarises a record that is not settled from its JSON bytes."""
     whole = WholeRead()
+    reading = BlockRead()
+    for numbers, raws, starts in record_blocks(path, reading):
+        whole.summaries.update(zip(numbers, summarise_raws(raws, parse), strict=True))
+        whole.numbers += numbers
+        whole.offsets += starts
+    if reading.end is None:
+        return None
+    whole.offsets.append(reading.end)
+    return whole
+
+
+@dataclass
+class BlockRead:
+    """How ``record_blocks`` ended: ``end`` is where the recipients end, None when the file is not (or not
+    all) in faxops' own layout: the records yielded so far are right, the rest is for the general reader."""
+
+    end: int | None = None
+
+
+def record_blocks(path: Path, reading: BlockRead, block: int = 0) -> Iterator[tuple[list[str], list[bytes], list[int]]]:
+    """A lockfile's records a block of lines at a time (``block`` bytes, by default ``_BLOCK``): numbers,
+    JSON bytes, and where each line starts."""
     with path.open("rb") as fh:
         position = 0
         for line in fh:
@@ -47,12 +69,12 @@ def read_summaries(path: Path, parse: Callable[[bytes], Summary]) -> WholeRead |
             if line.rstrip(b"\r\n") == _OPEN:
                 break
         else:
-            return None
+            return
         rest = b""
         while True:
-            data = fh.read(_BLOCK)
+            data = fh.read(block or _BLOCK)
             if not data:
-                return None  # ends inside the recipients: the general reader says so
+                return  # ends inside the recipients: the general reader says so
             data = rest + data
             cut = data.rfind(b"\n") + 1
             lines, rest = data[: cut - 1].split(b"\n") if cut else [], data[cut:]
@@ -62,28 +84,27 @@ def read_summaries(path: Path, parse: Callable[[bytes], Summary]) -> WholeRead |
                 done = True
             starts = list(accumulate((len(line) + 1 for line in lines), initial=position))
             position = starts.pop()
-            if not _read_block(lines, starts, whole, parse):
-                return None
+            split = _split_block(lines)
+            if split is None:
+                return
+            yield split[0], split[1], starts
             if done:
-                whole.offsets.append(position)
-                return whole
+                reading.end = position
+                return
 
 
-def _read_block(lines: list[bytes], starts: list[int], whole: WholeRead, parse: Callable[[bytes], Summary]) -> bool:
+def _split_block(lines: list[bytes]) -> tuple[list[str], list[bytes]] | None:
     if not all(line[:5] == b'    "' for line in lines):
-        return False  # indented otherwise, a blank line, a carriage return...: not faxops' own layout
+        return None  # indented otherwise, a blank line, a carriage return...: not faxops' own layout
     ends = [line.find(b'": {', 5) for line in lines]
     if -1 in ends:
-        return False
+        return None
     raws = [line[end + 3 :] for line, end in zip(lines, ends, strict=True)]
     raws = [raw[:-1] if raw[-1:] == b"," else raw for raw in raws]
     if not all(raw[-1:] == b"}" for raw in raws):
-        return False
+        return None
     numbers = [line[5:end].decode("utf-8", "replace") for line, end in zip(lines, ends, strict=True)]
-    whole.summaries.update(zip(numbers, summarise_raws(raws, parse), strict=True))
-    whole.numbers += numbers
-    whole.offsets += starts
-    return True
+    return numbers, raws
 
 
 def summarise_raws(raws: list[bytes], parse: Callable[[bytes], Summary]) -> list[Summary]:
