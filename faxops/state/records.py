@@ -133,6 +133,8 @@ def apply_event(number: str, record: Record | None, event: Event) -> Record:
     at = event.get("at")
     ref = event.get("ref")
     if record is None:  # a first send: most of a fold's events
+        if kind == "intent":  # what the general path below makes of it, without its calls
+            return {"attempts": [_new_attempt(1, event)], "status": str(Status.PENDING)}
         record = {"attempts": []}
         attempt = None
     else:
@@ -156,18 +158,21 @@ def _on_intent(record: Record, attempt: dict[str, Any] | None, event: Event) -> 
     # (it is derived from the attempt number) and is a new attempt.
     if attempts and attempts[-1] is attempt and attempt is not None and attempt.get("status") == Status.PENDING:
         return
-    attempts.append(
-        {
-            "n": counted_attempts(record) + 1 if attempts else 1,
-            "provider": event["provider"],
-            "reference": event.get("ref"),
-            "submitted_at": event.get("at"),
-            "status": str(Status.PENDING),
-            **({"reason": event["reason"]} if event.get("reason") else {}),
-            **({"forced": event["forced"]} if event.get("forced") else {}),
-            **({"send_at": event["send_at"]} if event.get("send_at") else {}),
-        }
-    )
+    attempts.append(_new_attempt(counted_attempts(record) + 1 if attempts else 1, event))
+
+
+def _new_attempt(n: int, event: Event) -> dict[str, Any]:
+    attempt = {
+        "n": n,
+        "provider": event["provider"],
+        "reference": event.get("ref"),
+        "submitted_at": event.get("at"),
+        "status": str(Status.PENDING),
+    }
+    for key in ("reason", "forced", "send_at"):
+        if event.get(key):
+            attempt[key] = event[key]
+    return attempt
 
 
 def _on_receipt(number: str, attempt: dict[str, Any], event: Event, at: str | None) -> None:
