@@ -136,3 +136,21 @@ def test_a_stale_summaries_index_makes_the_fold_take_the_general_way(
     fold(copied, "camp")
     assert calls == ["replay"]
     assert paths.lockfile.read_bytes() == (reference / "camp.lock.json").read_bytes()
+
+
+def test_a_spill_that_cannot_be_written_makes_the_fold_take_the_general_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = _campaign(tmp_path / "c", with_lockfile=False)
+    reference = tmp_path / "reference"
+    shutil.copytree(tmp_path / "c", reference)
+
+    def full(self: object, data: bytes) -> None:
+        raise replay_module.SpillError(OSError(28, "No space left on device"))
+
+    monkeypatch.setattr(replay_module._Spill, "write", full)
+    fold(paths, "camp")  # no error: folded without a spill
+    monkeypatch.undo()
+    fold(StatePaths.for_manifest(reference / "camp.yaml", "camp"), "camp")
+    assert paths.lockfile.read_bytes() == (reference / "camp.lock.json").read_bytes()
+    assert not paths.journal.exists()

@@ -31,7 +31,7 @@ from faxops.state.journal import Journal, JournalIndex
 from faxops.state.lock import LockInfo, StateLock, force_unlock, read_lock_info
 from faxops.state.lockfile import Header, iter_raw_records, parse_record, read_header, write_lockfile
 from faxops.state.records import Event, Record, Summary, fold_events, summarise
-from faxops.state.replay import Replayed, replay
+from faxops.state.replay import Replayed, SpillError, replay
 from faxops.state.store import StateStore, StateWriter
 from faxops.state.summary_index import IndexBuilder, Moved, lines_reader, load_index
 
@@ -214,7 +214,7 @@ def _replayed(paths: StatePaths, header: Header | None) -> tuple[bool, Replayed 
             return True, replay(paths.journal, after, old, check)
     except FileNotFoundError:
         return True, None
-    except Moved:
+    except (Moved, SpillError):
         return False, None
     except OSError as exc:
         raise StateError(f"{paths.journal}: cannot read the journal: {exc.strerror}") from None

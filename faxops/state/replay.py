@@ -67,18 +67,39 @@ def replay(
     from ``old(number)`` (the lockfile's record, or None). ``check_lineage`` sees the journal's header
     first, before anything else is read. Raises ``FileNotFoundError`` when there is no journal."""
     result = Replayed(last_seq=after_seq)
-    with (
-        path.open("rb") as fh,
-        tempfile.TemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".fold") as spill,
-    ):
-        # The spill is already unlinked (a crash leaves nothing behind); a duplicate descriptor outlives it.
-        result._spill = os.dup(spill.fileno())
+    with path.open("rb") as fh:
         try:
-            _replay(fh, path, after_seq, old, check_lineage, result, spill)
-        except BaseException:
-            result.close()
-            raise
+            spill = tempfile.TemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".fold")  # noqa: SIM115 (closed by the with below)
+        except OSError as exc:
+            raise SpillError(exc) from exc
+        with spill:
+            # Already unlinked (a crash leaves nothing behind); a duplicate descriptor outlives the object.
+            result._spill = os.dup(spill.fileno())
+            try:
+                _replay(fh, path, after_seq, old, check_lineage, result, _Spill(spill))
+            except BaseException:
+                result.close()
+                raise
     return result
+
+
+class SpillError(Exception):
+    """The spill file could not be written (a full disk?): the caller folds the general way, which needs none."""
+
+
+class _Spill:
+    def __init__(self, file: IO[bytes]) -> None:
+        self.file = file
+
+    def write(self, data: bytes) -> None:
+        try:
+            self.file.write(data)
+            self.file.flush()
+        except OSError as exc:
+            raise SpillError(exc) from exc
+
+    def fileno(self) -> int:
+        return self.file.fileno()
 
 
 def _replay(
@@ -88,7 +109,7 @@ def _replay(
     old: Callable[[str], Record | None],
     check_lineage: Callable[[str | None], None],
     result: Replayed,
-    spill: IO[bytes],
+    spill: _Spill,
 ) -> None:
     places = result._places
     pending: dict[str, Record] = {}  # records whose last event was an intent: their answer is a few lines on
@@ -123,7 +144,6 @@ def _replay(
                     else:  # touched again after it was spilled (a later status): read it back
                         spill.write(b"".join(buffered))
                         buffered.clear()
-                        spill.flush()
                         record = loads(os.pread(spill.fileno(), packed & 0xFFFFFFFF, packed >> 32))
                 record = apply_event(number, record, event)
                 if kind == "intent":
@@ -143,5 +163,4 @@ def _replay(
         position += len(data)
         buffered.append(data)
     spill.write(b"".join(buffered))
-    spill.flush()
     result.torn_tail = tail.torn
