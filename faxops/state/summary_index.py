@@ -276,7 +276,11 @@ class Moved(Exception):
 def lines_reader(index: SummaryIndex) -> Iterator[Callable[[str], bytes | None]]:
     """A function giving a number's record as JSON bytes read from the lockfile by offset, or None when the
     lockfile holds no such number; it raises ``Moved`` when a line is not where the index says."""
-    with index.lockfile.open("rb") as fh:
+    try:
+        fh = index.lockfile.open("rb")
+    except OSError:
+        raise Moved from None  # gone since the index was read: whoever reads it whole says what is wrong
+    with fh:
         fd = fh.fileno()
         if binding(os.fstat(fd)) != index.binding:
             raise Moved  # replaced since the index was read (a fold ran)
