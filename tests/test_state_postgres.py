@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import orjson
 import psycopg
 import pytest
 
@@ -14,6 +15,7 @@ from faxops.errors import JournalWriteError, StateError, StateLockedError
 from faxops.state import LocalStore, StatePaths
 from faxops.state.moving import migrate, pull
 from faxops.state.pg_schema import SCHEMA_VERSION
+from faxops.state.pg_writer import PostgresWriter
 from faxops.state.postgres import PgLocation, PostgresStore, ci_run_url
 
 
@@ -227,3 +229,43 @@ def test_migrate_refuses_to_overwrite_a_newer_state(tmp_path: Path, pg_url: str)
     with pytest.raises(StateError, match="newer state"):
         migrate(local, remote)
     assert "+4930126" in remote.read().summaries
+
+
+def test_summaries_the_server_counts_are_the_ones_the_records_give(pg_url: str) -> None:
+    """A plan's summaries from PostgreSQL: settled records are counted by the server (COPY lines), the rest
+    fetched whole; every summary must be what the record itself says, whichever way it came."""
+    from faxops.state.lockfile import Header
+    from faxops.state.records import summarise, summarise_raw
+
+    def attempt(n: int, status: str, **more: object) -> dict[str, object]:
+        return {"n": n, "ref": f"r{n}", "status": status, "at": "2026-01-01T00:00:00.000Z", **more}
+
+    records: dict[str, dict[str, object]] = {
+        "+4930100": {"attempts": [attempt(1, "delivered")], "status": "delivered"},
+        "+4930101": {"attempts": [attempt(1, "failed"), attempt(2, "delivered")], "status": "delivered"},
+        "+4930102": {"attempts": [attempt(1, "not_sent"), attempt(2, "queued")], "status": "queued"},
+        "+4930103": {"attempts": [attempt(1, "sending", job_id='J "n": 9')], "status": "sending"},
+        "+4930104": {
+            "attempts": [attempt(1, "failed", reason="busy", retryable=True)],
+            "status": "failed",
+            "updated_at": "2026-01-01T00:00:00.000Z",
+        },
+        "+4930105": {"attempts": [attempt(1, "pending")], "status": "pending"},
+        "+4930106": {"attempts": [attempt(1, "delivered")], "status": "delivered"},  # wanted in detail
+        "+49\\30\t107": {"attempts": [attempt(1, "delivered")], "status": "delivered"},  # edited by hand, migrated
+    }
+    store = _store(pg_url)
+    writer = store.open_writer("state migrate")
+    assert isinstance(writer, PostgresWriter)
+    writer.load(Header(lineage="l1", serial=1, campaign="q1"), sorted(records.items()))
+    writer.close()
+
+    def expected(record: dict[str, object], whole: bool) -> object:
+        raw = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+        return summarise(record) if whole else (summarise_raw(raw) or summarise(record))
+
+    state = store.read(detail={"+4930106"})
+    assert state.summaries == {n: expected(r, n == "+4930106") for n, r in records.items()}
+    assert state.summaries["+4930101"].attempts == 2
+    assert state.summaries["+4930102"].attempts == 1  # an attempt that never left does not count
+    assert state.summaries["+4930103"].attempts == 1  # "n": inside a string is escaped, not counted

@@ -38,7 +38,8 @@ from faxops.state import RecordedState
 from faxops.state.lock import LockInfo
 from faxops.state.lockfile import Header
 from faxops.state.pg_schema import LOCK_NAMESPACE, check_version, installed_version
-from faxops.state.records import Record, Summary, summarise, summarise_raw
+from faxops.state.pg_summaries import read_summaries
+from faxops.state.records import Record
 from faxops.state.store import StateStore
 
 if TYPE_CHECKING:
@@ -135,21 +136,6 @@ def header_of(row: tuple[Any, ...] | None, campaign: str) -> Header | None:
 def campaign_row(conn: Conn, loc: PgLocation, campaign: str) -> tuple[Any, ...] | None:
     query = sql.SQL("SELECT id, lineage, serial, journal_seq, applied_with, audit FROM {} WHERE name = %s")
     return conn.execute(query.format(loc.table("campaigns")), (campaign,)).fetchone()
-
-
-def _summaries(conn: Conn, loc: PgLocation, campaign_id: int, detail: Collection[str]) -> dict[str, Summary]:
-    summaries: dict[str, Summary] = {}
-    with conn.cursor(name="faxops_records", binary=True) as cur:
-        cur.itersize = 20_000
-        cur.execute(
-            sql.SQL("SELECT number, record FROM {} WHERE campaign_id = %s").format(loc.table("records")),
-            (campaign_id,),
-        )
-        for number, raw in cur:
-            data = bytes(raw)
-            summary = summarise_raw(data) if number not in detail else None
-            summaries[number] = summary if summary is not None else summarise(orjson.loads(data))
-    return summaries
 
 
 def _snapshot(conn: Conn) -> AbstractContextManager[psycopg.Transaction]:
@@ -274,7 +260,7 @@ def read_state(conn: Conn, loc: PgLocation, campaign: str, detail: Collection[st
             header = header_of(row, campaign)
             if row is None or header is None:
                 return RecordedState(header=None)
-            summaries = _summaries(conn, loc, int(row[0]), detail)
+            summaries = read_summaries(conn, loc, int(row[0]), detail)
     except psycopg.Error as exc:
         raise db_error(exc, loc.where, "reading the state") from None
     finally:
