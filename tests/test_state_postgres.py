@@ -235,7 +235,8 @@ def test_summaries_the_server_counts_are_the_ones_the_records_give(pg_url: str) 
     """A plan's summaries from PostgreSQL: settled records are counted by the server (COPY lines), the rest
     fetched whole; every summary must be what the record itself says, whichever way it came."""
     from faxops.state.lockfile import Header
-    from faxops.state.records import summarise, summarise_raw
+    from faxops.state.pg_schema import migrate as migrate_schema
+    from faxops.state.records import attempts_of_raw, summarise, summarise_raw
 
     def attempt(n: int, status: str, **more: object) -> dict[str, object]:
         return {"n": n, "ref": f"r{n}", "status": status, "at": "2026-01-01T00:00:00.000Z", **more}
@@ -269,3 +270,14 @@ def test_summaries_the_server_counts_are_the_ones_the_records_give(pg_url: str) 
     assert state.summaries["+4930101"].attempts == 2
     assert state.summaries["+4930102"].attempts == 1  # an attempt that never left does not count
     assert state.summaries["+4930103"].attempts == 1  # "n": inside a string is escaped, not counted
+
+    # A database of schema version 2 had no attempts column: the migration counts them on the server, as
+    # the writers do; a row still without a count is fetched whole.
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("UPDATE faxops.records SET attempts = NULL")
+        assert store.read().summaries == {n: summarise(r) for n, r in records.items()}
+        conn.execute("DELETE FROM faxops.schema_version WHERE version = 3")
+        assert migrate_schema(conn, "faxops", "test") == 2
+        counted: dict[str, int] = dict(conn.execute("SELECT number, attempts FROM faxops.records").fetchall())
+    assert counted == {n: attempts_of_raw(orjson.dumps(r, option=orjson.OPT_SORT_KEYS)) for n, r in records.items()}
+    assert store.read(detail={"+4930106"}).summaries == state.summaries

@@ -26,7 +26,7 @@ import psycopg
 from psycopg import sql
 
 from faxops.state.postgres import Conn, PgLocation
-from faxops.state.records import Event, Record, apply_event, event_numbers
+from faxops.state.records import Event, Record, apply_event, attempts_of_raw, event_numbers
 
 #: the records table's primary key: the constraint that refuses a number taken for new by mistake
 _RECORDS_KEY = "records_pkey"
@@ -49,15 +49,16 @@ class RecordWriter:
             "INSERT INTO {journal} (campaign_id, seq, event) "
             "SELECT %(cid)s, s, e::jsonb FROM unnest(%(seqs)b::bigint[], %(events)b::text[]) AS u(s, e)"
             "), changed AS ("
-            "INSERT INTO {records} (campaign_id, number, status, record) "
-            "SELECT %(cid)s, n, s, r FROM unnest(%(numbers)b::text[], %(statuses)b::text[], %(records)b::bytea[]) "
-            "AS u(n, s, r) "
-            "ON CONFLICT (campaign_id, number) DO UPDATE SET status = EXCLUDED.status, record = EXCLUDED.record"
+            "INSERT INTO {records} (campaign_id, number, status, attempts, record) "
+            "SELECT %(cid)s, n, s, a, r FROM unnest(%(numbers)b::text[], %(statuses)b::text[], "
+            "%(attempts)b::integer[], %(records)b::bytea[]) AS u(n, s, a, r) "
+            "ON CONFLICT (campaign_id, number) DO UPDATE SET status = EXCLUDED.status, attempts = EXCLUDED.attempts, "
+            "record = EXCLUDED.record"
             "), added AS ("
             # No ON CONFLICT here: a number taken for new that is in the table must fail the statement.
-            "INSERT INTO {records} (campaign_id, number, status, record) "
-            "SELECT %(cid)s, n, s, r FROM unnest(%(new_numbers)b::text[], %(new_statuses)b::text[], "
-            "%(new_records)b::bytea[]) AS u(n, s, r)"
+            "INSERT INTO {records} (campaign_id, number, status, attempts, record) "
+            "SELECT %(cid)s, n, s, a, r FROM unnest(%(new_numbers)b::text[], %(new_statuses)b::text[], "
+            "%(new_attempts)b::integer[], %(new_records)b::bytea[]) AS u(n, s, a, r)"
             ") UPDATE {campaigns} SET journal_seq = %(seq)s, audit = audit || %(audit)s::jsonb, updated_at = now() "
             "WHERE id = %(cid)s"
         ).format(journal=loc.table("journal"), records=records, campaigns=loc.table("campaigns"))
@@ -112,14 +113,16 @@ class RecordWriter:
                     record = orjson.loads(stored[number])  # a fresh dict: a retried batch starts from the bytes
                 working[number] = apply_event(number, record, event)
                 last_kind[number] = event["t"]
-        old: tuple[list[str], list[str], list[bytes]] = ([], [], [])
-        new: tuple[list[str], list[str], list[bytes]] = ([], [], [])
+        old: tuple[list[str], list[str], list[bytes], list[int]] = ([], [], [], [])
+        new: tuple[list[str], list[str], list[bytes], list[int]] = ([], [], [], [])
         for number in sorted(working):  # one order for every writer: row locks are taken in it
             record = working[number]
             columns = old if number in stored else new
             columns[0].append(number)
             columns[1].append(str(record.get("status")))
-            columns[2].append(orjson.dumps(record, option=orjson.OPT_SORT_KEYS))
+            raw = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
+            columns[2].append(raw)
+            columns[3].append(attempts_of_raw(raw))
         resolves = [{k: v for k, v in e.items() if k not in ("t", "seq")} for e in batch if e["t"] == "resolve"]
         conn.execute(
             self._q_write,
@@ -130,9 +133,11 @@ class RecordWriter:
                 "numbers": old[0],
                 "statuses": old[1],
                 "records": old[2],
+                "attempts": old[3],
                 "new_numbers": new[0],
                 "new_statuses": new[1],
                 "new_records": new[2],
+                "new_attempts": new[3],
                 "seq": batch[-1]["seq"],
                 "audit": orjson.dumps(resolves).decode(),
             },

@@ -4,7 +4,7 @@ Version 1::
 
     campaigns (id, name UNIQUE, lineage, serial, journal_seq, applied_with, audit, created_at, updated_at)
     journal   (campaign_id, seq, at, event jsonb)   append-only; PRIMARY KEY (campaign_id, seq)
-    records   (campaign_id, number, status, record bytea)   the current record per recipient
+    records   (campaign_id, number, status, attempts, record bytea)   the current record per recipient
     locks     (campaign, id, host, pid, who, operation, since, heartbeat, ci_url, backend_pid)   who holds the lock
 
 Version 2::
@@ -26,7 +26,7 @@ from psycopg import sql
 
 from faxops.errors import StateError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 #: advisory lock keys (``pg_advisory_*(int, int)``): a namespace of faxops' own, then what is locked
 LOCK_NAMESPACE = 0x66617870  # "faxp"
 MIGRATION_KEY = 0
@@ -81,6 +81,18 @@ _MIGRATIONS: list[str] = [
         push jsonb NOT NULL
     );
     CREATE INDEX IF NOT EXISTS pushes_campaign ON {s}.pushes (campaign, id);
+    """,
+    # 2 -> 3: each record's attempt count beside it, so that a plan reads a settled record's summary (status
+    # and count) without fetching the record. Counted as ``records.attempts_of_raw`` counts: the attempts'
+    # ``"n":`` keys less those of attempts that never left.
+    """
+    ALTER TABLE {s}.records ADD COLUMN IF NOT EXISTS attempts integer;
+    UPDATE {s}.records SET attempts =
+        (octet_length(convert_from(record, 'UTF8'))
+         - octet_length(replace(convert_from(record, 'UTF8'), '"n":', ''))) / 4
+        - (octet_length(convert_from(record, 'UTF8'))
+           - octet_length(replace(convert_from(record, 'UTF8'), '"status":"not_sent"', ''))) / 19
+        WHERE attempts IS NULL;
     """,
 ]
 

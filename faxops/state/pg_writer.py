@@ -38,7 +38,7 @@ from faxops.state.postgres import (
     lock_holder,
     read_state,
 )
-from faxops.state.records import Event, Record
+from faxops.state.records import Event, Record, attempts_of_raw
 from faxops.state.store import StateWriter
 
 HEARTBEAT_SECONDS = 15.0
@@ -266,13 +266,13 @@ class PostgresWriter(StateWriter, GroupCommit):
                     self.conn.execute(
                         sql.SQL("DELETE FROM {} WHERE campaign_id = %s").format(self.loc.table("records")), (cid,)
                     )
-                    copy_sql = sql.SQL("COPY {} (campaign_id, number, status, record) FROM STDIN").format(
+                    copy_sql = sql.SQL("COPY {} (campaign_id, number, status, attempts, record) FROM STDIN").format(
                         self.loc.table("records")
                     )
                     with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
                         for number, record in records:
                             data = orjson.dumps(record, option=orjson.OPT_SORT_KEYS)
-                            copy.write_row((cid, number, str(record.get("status")), data))
+                            copy.write_row((cid, number, str(record.get("status")), attempts_of_raw(data), data))
                             count += 1
             except psycopg.Error as exc:
                 raise db_error(exc, self.loc.where, "loading the state") from None

@@ -335,8 +335,14 @@ def summarise_raw(raw: bytes) -> Summary | None:
     """
     for status, suffix in _SETTLED.items():
         if raw.endswith(suffix):
-            return shared_summary(status, raw.count(b'"n":') - raw.count(b'"status":"not_sent"'))
+            return shared_summary(status, attempts_of_raw(raw))
     return None
+
+
+def attempts_of_raw(raw: bytes) -> int:
+    """The attempt count of a record from its JSON bytes, as ``summarise_raw`` takes it (the PostgreSQL
+    backend stores it beside each record, so that a plan reads it without the record)."""
+    return raw.count(b'"n":') - raw.count(b'"status":"not_sent"')
 
 
 def shared_summary(status: Status, attempts: int) -> Summary:
