@@ -314,7 +314,7 @@ class LocalWriter(StateWriter):
             paths = replace(paths, campaign=campaign)
         self.paths = paths
         self.campaign = campaign
-        self.lock = StateLock(paths.lock).acquire(operation, lock_timeout)
+        self.lock: StateLock = StateLock(paths.lock).acquire(operation, lock_timeout)
         try:
             # Leftovers of a crashed run become part of the lockfile before anything new happens.
             self.header = fold(paths, campaign)
@@ -333,14 +333,6 @@ class LocalWriter(StateWriter):
                 next_seq = (self.header.journal_seq if self.header else 0) + 1
                 self._journal = Journal(self.paths.journal, lineage, next_seq)
             return self._journal
-
-    @property
-    def holder(self) -> LockInfo | None:
-        return self.lock.info
-
-    @property
-    def stale(self) -> LockInfo | None:
-        return self.lock.stale
 
     def record(self, event: Event) -> int:
         check(event)  # a misspelt type must fail here, before the provider is called, not at the next fold

@@ -296,14 +296,6 @@ class PostgresWriter(StateWriter, GroupCommit):
         self.header = state.header
         return state
 
-    @property
-    def holder(self) -> LockInfo | None:
-        return self.lock.info
-
-    @property
-    def stale(self) -> LockInfo | None:
-        return self.lock.stale
-
     def close(self, applied_with: Mapping[str, object] | None = None) -> Header | None:
         """Count the run in the serial (when it changed anything) and release the lock."""
         try:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from faxops.errors import FaxopsError
 
@@ -31,8 +31,17 @@ if TYPE_CHECKING:
     from faxops.state.records import Event, Record
 
 
+class WriterLock(Protocol):
+    """What every backend's writer lock tells: who holds it now, and what a dead holder left."""
+
+    info: LockInfo | None
+    stale: LockInfo | None
+
+
 class StateWriter(ABC):
     """The single writer of a campaign's state, between taking the lock and folding."""
+
+    lock: WriterLock  # set by each backend's writer when it takes its lock
 
     @abstractmethod
     def record(self, event: Event) -> int:
@@ -43,14 +52,14 @@ class StateWriter(ABC):
         """The state as recorded so far, this writer's events included (``detail``: numbers read in full)."""
 
     @property
-    @abstractmethod
     def holder(self) -> LockInfo | None:
         """Who holds the lock: this writer (id, host, pid, operation, since, user)."""
+        return self.lock.info
 
     @property
-    @abstractmethod
     def stale(self) -> LockInfo | None:
         """The previous holder, when it died without releasing the lock (its events were recovered)."""
+        return self.lock.stale
 
     @abstractmethod
     def close(self, applied_with: Mapping[str, object] | None = None) -> Header | None:
